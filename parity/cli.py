@@ -1,0 +1,151 @@
+"""The `parity` command line.
+
+  parity check [--family F] [--fixtures DIR] [--live] [--report DIR]   exit 1 on any failure
+  parity fixtures generate [--family F] [--fixtures DIR]               needs BIG_VISION_DIR
+  parity fixtures verify [--fixtures DIR]
+  parity grids --out DIR
+  parity spectrum / train / bench                                      see `parity <cmd> --help`
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import tempfile
+from pathlib import Path
+
+# Subcommands implemented in their own modules: each has add_arguments(parser) and main(args) -> int.
+EXTRA_COMMANDS = {
+    "spectrum": ("parity.spectrum", "RandAugment pixel-value spectra: ours vs big_vision vs torchvision"),
+    "train": ("parity.train_cli", "train a ViT (runs the fast parity gate first)"),
+    "bench": ("parity.bench_cli", "throughput benchmarks (ratios against baselines measured in the same run)"),
+}
+
+
+def _families(arg):
+    from parity import families
+    names = families.names()
+    if not arg:
+        return names
+    unknown = [f for f in arg if f not in names]
+    if unknown:
+        raise SystemExit(f"parity: unknown family {', '.join(unknown)}; known: {', '.join(names)}")
+    return arg
+
+
+def _big_vision_or_exit():
+    from parity.reference_runner import big_vision_dir
+    if not big_vision_dir():
+        raise SystemExit("parity: BIG_VISION_DIR is not set. big_vision is not on PyPI: check out "
+                         "google-research/big_vision (GitHub) and `export BIG_VISION_DIR=/path/to/checkout` "
+                         "(the folder containing the `big_vision` package).")
+
+
+def cmd_check(args) -> int:
+    from parity import families, report, runner
+    from parity.store import FixtureStore
+    names = _families(args.family)
+    tmp = None
+    if args.live:
+        _big_vision_or_exit()
+        from parity.generate import generate_family
+        tmp = tempfile.TemporaryDirectory(prefix="parity-live-")
+        store = FixtureStore(tmp.name)
+        for n in names:
+            print(f"parity: generating {n} live with big_vision ...", file=sys.stderr)
+            generate_family(n, store)
+    else:
+        store = FixtureStore(args.fixtures)
+    results = runner.run_checks(runner.collect(store, names), progress=sys.stderr.isatty())
+    print(report.table(results))
+    print()
+    print(report.summary(results))
+    if args.report:
+        out = Path(args.report)
+        figs = []
+        for n in names:
+            mod = families.get(n)
+            if hasattr(mod, "figures"):
+                figs += mod.figures(store, [r for r in results if r.family == n], out / "figures")
+        paths = report.write_report(results, out, figs)
+        print(f"report: {paths['md']}, {paths['html']}, {paths['json']}")
+    bad = [r for r in results if not r.ok]
+    if bad:
+        print("\nFAILED:\n" + report.failures(results), file=sys.stderr)
+    if tmp is not None:
+        tmp.cleanup()
+    return 1 if bad else 0
+
+
+def cmd_fixtures(args) -> int:
+    from parity.store import FixtureStore
+    store = FixtureStore(args.fixtures)
+    if args.action == "verify":
+        problems = store.verify()
+        n = len(store.entries()) if store.manifest_path.exists() else 0
+        if problems:
+            print("\n".join(problems), file=sys.stderr)
+            print(f"parity: {len(problems)} problem(s) in {store.root} ({n} files in the manifest)", file=sys.stderr)
+            return 1
+        print(f"parity: {n} fixture files in {store.root} match the manifest")
+        return 0
+    _big_vision_or_exit()
+    from parity.generate import generate_family
+    for n in _families(args.family):
+        written = generate_family(n, store)
+        print(f"parity: {n}: wrote {len(written)} file(s) into {store.root}")
+    return 0
+
+
+def cmd_grids(args) -> int:
+    from parity import grids
+    paths = grids.write_pngs(grids.calibration_grids(), Path(args.out))
+    print(f"parity: wrote {len(paths)} grids into {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="parity", description="PyTorch vs big_vision parity harness.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("check", help="run the parity checks (recorded fixtures by default)")
+    c.add_argument("--family", action="append", help="only this family (repeatable)")
+    c.add_argument("--fixtures", default=None, help="fixture store (default: the repo's fixtures/)")
+    c.add_argument("--live", action="store_true", help="regenerate with big_vision (BIG_VISION_DIR) first")
+    c.add_argument("--report", default=None, help="write results.json, report.md, report.html and figures here")
+    c.set_defaults(fn=cmd_check)
+    f = sub.add_parser("fixtures", help="generate or verify the recorded fixtures")
+    f.add_argument("action", choices=["generate", "verify"])
+    f.add_argument("--family", action="append")
+    f.add_argument("--fixtures", default=None)
+    f.set_defaults(fn=cmd_fixtures)
+    g = sub.add_parser("grids", help="write the calibration grids as PNGs")
+    g.add_argument("--out", required=True)
+    g.set_defaults(fn=cmd_grids)
+    for name, (module, help_) in EXTRA_COMMANDS.items():
+        sp = sub.add_parser(name, help=help_, add_help=False)
+        sp.set_defaults(fn=None, extra=(name, module))
+    return p
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.fn is None:
+        name, module = args.extra
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name == module:
+                raise SystemExit(f"parity {name}: not available in this version ({module} is missing)") from None
+            raise
+        sp = argparse.ArgumentParser(prog=f"parity {name}", description=EXTRA_COMMANDS[name][1])
+        mod.add_arguments(sp)
+        return mod.main(sp.parse_args(rest))
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""``python -m reference generate --family F --in DIR --out DIR`` and ``python -m reference info``.
+
+Runs in its own process (never beside torch). Reads each request ``<in>/<name>.npz``, runs big_vision's
+code on it, writes ``<out>/<name>.npz`` and ``<out>/provenance.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def _read(path: Path) -> dict:
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def cmd_generate(args) -> int:
+    from reference import big_vision, generators
+    try:
+        bv = big_vision.load()
+    except big_vision.BigVisionNotFound as e:
+        print(f"reference: {e}", file=sys.stderr)
+        return 3
+    gen = generators.get(args.family)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    names = sorted(p.stem for p in Path(args.inp).glob("*.npz"))
+    if not names:
+        print(f"reference: no request files (*.npz) in {args.inp}", file=sys.stderr)
+        return 2
+    for name in names:
+        result = gen.generate(name, _read(Path(args.inp) / f"{name}.npz"), bv)
+        np.savez_compressed(out / f"{name}.npz", **result)
+        print(f"reference: {args.family}/{name}: {', '.join(sorted(result))}", file=sys.stderr)
+    (out / "provenance.json").write_text(json.dumps(bv.provenance(), indent=1))
+    return 0
+
+
+def cmd_info(args) -> int:
+    from reference import big_vision
+    try:
+        bv = big_vision.load()
+    except big_vision.BigVisionNotFound as e:
+        print(f"reference: {e}", file=sys.stderr)
+        return 3
+    print(json.dumps(bv.provenance(), indent=1))
+    return 0
+
+
+def cmd_shim(args) -> int:
+    """Apply the tfa shim's functions to an image, for the shim's own tests (no big_vision needed)."""
+    import os
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from reference import tfa_shim
+    image = tfa_shim.install()
+    req = _read(Path(args.inp))
+    calls = json.loads(str(req["spec"][()]))
+    outs = {}
+    for i, call in enumerate(calls):
+        fn = getattr(image, call["fn"])
+        outs[f"out_{i}"] = np.asarray(fn(req["image"], **call["args"]))
+    np.savez(args.out, **outs)
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m reference", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    g = sub.add_parser("generate", help="run big_vision on request files")
+    g.add_argument("--family", required=True)
+    g.add_argument("--in", dest="inp", required=True)
+    g.add_argument("--out", required=True)
+    g.set_defaults(fn=cmd_generate)
+    i = sub.add_parser("info", help="print where big_vision is and the versions in use")
+    i.set_defaults(fn=cmd_info)
+    s = sub.add_parser("shim", help="run the tensorflow_addons.image shim on an image")
+    s.add_argument("--in", dest="inp", required=True)
+    s.add_argument("--out", required=True)
+    s.set_defaults(fn=cmd_shim)
+    args = p.parse_args(argv)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The PyTorch side of vit-parity. Imports torch/torchvision/numpy only, never tensorflow or jax."""
