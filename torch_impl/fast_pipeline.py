@@ -1,0 +1,227 @@
+"""The fast CPU training input pipeline: big_vision's
+``decode_jpeg_and_inception_crop(224)|flip_lr|randaug(2,10)|value_range(-1,1)`` on uint8 tensors.
+
+What makes it fast (each piece is parity-checked in ``parity/families/fast_paths.py``):
+
+* Decode with libjpeg-turbo through ``simplejpeg`` (PyPI, bundles libjpeg-turbo 3.x) using the FAST
+  integer IDCT: TensorFlow's default JPEG decode (the one big_vision's training op uses; it does not ask for
+  ``INTEGER_ACCURATE``) is libjpeg's ``JDCT_IFAST``, and simplejpeg's ``fastdct=True`` equals it bit for bit.
+* Decode only down to the crop window's bottom row: the JPEG header's height is lowered to
+  ``bottom + 2`` so libjpeg-turbo stops early (the two extra rows keep the chroma upsampling of the last
+  row identical to a full decode). Rows above the window and columns outside it are still decoded:
+  no PyPI binding exposes libjpeg-turbo's ``jpeg_crop_scanline`` crop-window decode (simplejpeg decodes
+  whole images, PyTurboJPEG only crops losslessly into a new JPEG and needs a system libturbojpeg >= 3).
+* Known difference from big_vision (measured, not hidden): TF's ``decode_and_crop_jpeg`` (libjpeg-turbo's
+  partial decode) treats the crop's right edge as an image edge for chroma upsampling, so the crop's LAST
+  column can differ from "decode the whole image, then crop" (by up to ~20 levels, in about half of the
+  windows, only when the window stops short of the image's right edge). Every other pixel is identical.
+  We decode like TF's full decode; the fast_paths family checks both statements against TF.
+* Crop, bilinear resize (TF's ``ResizeBilinear``, half-pixel centres, float32 lerps in TF's order, then
+  big_vision's clip + truncating cast) and the random horizontal flip are one gather: the flip reverses the
+  column tables, so no flipped copy is made.
+* RandAugment runs on the 224x224 uint8 result with ``torch_impl.augment.apply_op`` semantics.
+
+``decode_crop_jpeg`` / ``resize_bilinear_tf`` / ``crop_resize_flip`` are the kernels;
+``FastTrainPipeline`` strings them together with one ``torch.Generator`` per pipeline.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+__all__ = ["jpeg_shape", "decode_jpeg_fast", "decode_crop_jpeg", "resize_bilinear_tf", "crop_resize_flip",
+           "to_value_range", "FastTrainPipeline"]
+
+_SOF_BASELINE = (0xC0, 0xC1)   # Huffman sequential: the only ones where lowering the height is safe
+
+
+def _simplejpeg():
+    try:
+        import simplejpeg
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("torch_impl.fast_pipeline needs simplejpeg (libjpeg-turbo bindings from PyPI): "
+                          "`pip install simplejpeg`") from e
+    return simplejpeg
+
+
+def _check_bytes(data) -> bytes:
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ValueError(f"JPEG data must be bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if data[:3] != b"\xff\xd8\xff":
+        raise ValueError("not a JPEG file (no SOI marker FF D8 FF at the start); decode other formats with "
+                         "torch_impl.preprocess / PIL")
+    return data
+
+
+def _sof(data: bytes) -> tuple[int, int, int, int]:
+    """(marker, offset of the 2-byte height, height, width) of the frame header, scanning the markers."""
+    i, n = 2, len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            raise ValueError(f"corrupt JPEG: expected a marker at byte {i}")
+        marker = data[i + 1]
+        if marker == 0xFF:          # fill byte
+            i += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            i += 2
+            continue
+        length = int.from_bytes(data[i + 2:i + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            if i + 9 > n:
+                break
+            h = int.from_bytes(data[i + 5:i + 7], "big")
+            w = int.from_bytes(data[i + 7:i + 9], "big")
+            return marker, i + 5, h, w
+        if marker == 0xDA:          # start of scan before any frame header
+            break
+        i += 2 + length
+    raise ValueError("corrupt JPEG: no frame header (SOF marker) found")
+
+
+def jpeg_shape(data: bytes) -> tuple[int, int]:
+    """(height, width) from the JPEG header, without decoding (like tf.image.extract_jpeg_shape)."""
+    _, _, h, w = _sof(_check_bytes(data))
+    return h, w
+
+
+def decode_jpeg_fast(data: bytes, *, fast_dct: bool = True, rows: int | None = None) -> np.ndarray:
+    """Decode to RGB uint8 (H, W, 3) numpy. ``fast_dct=True`` equals TF's default decode (JDCT_IFAST),
+    ``False`` its ``dct_method="INTEGER_ACCURATE"`` (= PIL). ``rows``: only the top ``rows`` rows are
+    needed; decoding stops early where that is exact (baseline JPEGs)."""
+    data = _check_bytes(data)
+    sj = _simplejpeg()
+    marker, off, h, _ = _sof(data)
+    if rows is not None and marker in _SOF_BASELINE and rows + 2 < h:
+        # Lower the frame height: libjpeg-turbo then stops after the needed rows. Two extra rows keep the
+        # last needed row's vertical chroma upsampling (it reads the next chroma row) identical.
+        patched = bytearray(data)
+        patched[off:off + 2] = (rows + 2).to_bytes(2, "big")
+        # strict=False: the unread rest of the scan is "extraneous data", a warning, not an error.
+        return sj.decode_jpeg(bytes(patched), colorspace="RGB", fastdct=fast_dct, fastupsample=False,
+                              strict=False)
+    return sj.decode_jpeg(data, colorspace="RGB", fastdct=fast_dct, fastupsample=False)
+
+
+def _check_box(box, h: int, w: int) -> tuple[int, int, int, int]:
+    try:
+        top, left, bh, bw = (int(v) for v in box)
+    except (TypeError, ValueError):
+        raise ValueError(f"box must be (top, left, height, width) integers, got {box!r}") from None
+    if bh < 1 or bw < 1 or top < 0 or left < 0 or top + bh > h or left + bw > w:
+        raise ValueError(f"box {box!r} (top, left, height, width) does not fit the {h}x{w} image")
+    return top, left, bh, bw
+
+
+def decode_crop_jpeg(data: bytes, box: Sequence[int], *, fast_dct: bool = True) -> torch.Tensor:
+    """The crop ``box=(top, left, height, width)`` of the decoded JPEG as uint8 (3, h, w) (a view into the
+    decoded rows). Equals TF's ``decode_jpeg`` followed by slicing; see the module doc for the one column
+    where TF's ``decode_and_crop_jpeg`` differs."""
+    h, w = jpeg_shape(data)
+    top, left, bh, bw = _check_box(box, h, w)
+    rgb = decode_jpeg_fast(data, fast_dct=fast_dct, rows=top + bh)
+    return torch.from_numpy(rgb).permute(2, 0, 1)[:, top:top + bh, left:left + bw]
+
+
+# ---- bilinear resize with TF's arithmetic ----------------------------------------------------------------
+@lru_cache(maxsize=4096)
+def _axis_table(in_size: int, out_size: int, flip: bool = False):
+    """TF ResizeBilinear (half_pixel_centers) interpolation for one axis: lower, upper indices and the
+    float32 lerp weight. scale = float32(in / out); x_in = (x + 0.5) * scale - 0.5 in float32."""
+    scale = np.float32(in_size) / np.float32(out_size)
+    x = (np.arange(out_size, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5)
+    fl = np.floor(x)
+    lower = np.maximum(fl, 0).astype(np.int64)
+    upper = np.minimum(np.ceil(x), in_size - 1).astype(np.int64)
+    lerp = (x - fl).astype(np.float32)
+    if flip:
+        lower, upper, lerp = lower[::-1].copy(), upper[::-1].copy(), lerp[::-1].copy()
+    return torch.from_numpy(lower), torch.from_numpy(upper), torch.from_numpy(lerp)
+
+
+def resize_bilinear_tf(image: torch.Tensor, size: int | Sequence[int], *, flip: bool = False) -> torch.Tensor:
+    """big_vision ``resize(size)`` (bilinear, antialias=False) on uint8 (..., 3, H, W): TF's float32
+    ``top + (bottom - top) * y_lerp`` of ``left + (right - left) * x_lerp``, clipped to [0, 255] and
+    truncated to uint8 like big_vision's cast. ``flip=True`` also mirrors left-right (flip_lr) for free."""
+    if image.dtype != torch.uint8:
+        raise ValueError(f"resize_bilinear_tf expects uint8, got {image.dtype}")
+    oh, ow = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    h, w = image.shape[-2:]
+    ly, uy, wy = _axis_table(h, oh)
+    lx, ux, wx = _axis_table(w, ow, flip)
+    dev = image.device
+    if dev.type != "cpu":
+        ly, uy, wy, lx, ux, wx = (t.to(dev) for t in (ly, uy, wy, lx, ux, wx))
+    # Rows first (gather only the rows the output needs), so the float work is on (oh or h) x ow.
+    # Horizontal lerp per input row, then vertical: the same float32 expressions as TF, so bit-identical.
+    if 2 * oh < h:
+        rows = torch.cat([ly, uy])
+        src = image.index_select(-2, rows)
+        left = src.index_select(-1, lx).float()
+        right = src.index_select(-1, ux).float()
+        horiz = left + (right - left) * wx
+        top, bottom = horiz[..., :oh, :], horiz[..., oh:, :]
+    else:
+        left = image.index_select(-1, lx).float()
+        right = image.index_select(-1, ux).float()
+        horiz = left + (right - left) * wx
+        top, bottom = horiz.index_select(-2, ly), horiz.index_select(-2, uy)
+    out = top + (bottom - top) * wy[:, None]
+    return out.clamp_(0.0, 255.0).to(torch.uint8)
+
+
+def crop_resize_flip(data: bytes, box: Sequence[int], size: int = 224, *, flip: bool = False,
+                     fast_dct: bool = True) -> torch.Tensor:
+    """decode_and_crop_jpeg(box) -> resize(size) -> (optional) flip_lr, as uint8 (3, size, size)."""
+    crop = decode_crop_jpeg(data, box, fast_dct=fast_dct)
+    return resize_bilinear_tf(crop, size, flip=flip)
+
+
+def to_value_range(image: torch.Tensor, vmin: float = -1.0, vmax: float = 1.0) -> torch.Tensor:
+    """big_vision ``value_range(vmin, vmax)`` from uint8: float32 ``vmin + (x / 255) * (vmax - vmin)``
+    (TF's order: subtract 0, divide by 255, then scale and shift)."""
+    x = image.to(torch.float32) / 255.0
+    return x.mul_(vmax - vmin).add_(vmin)
+
+
+class FastTrainPipeline:
+    """bytes -> float32 (3, size, size) in [-1, 1]: big_vision's ViT training preprocessing, fast.
+
+    ``box_sampler(height, width, generator) -> (top, left, h, w)`` defaults to
+    ``torch_impl.inception_crop.sample_inception_box`` (big_vision's crop distribution);
+    ``randaug`` is ``(num_ops, magnitude)`` or None; ``generator`` seeds every random draw.
+    ``output="float"`` gives value_range(-1, 1) floats, ``"uint8"`` stops before it.
+    """
+
+    def __init__(self, size: int = 224, *, randaug: tuple[int, float] | None = (2, 10), flip: bool = True,
+                 area_range: tuple[float, float] = (0.05, 1.0), fast_dct: bool = True,
+                 box_sampler: Callable | None = None, generator: torch.Generator | None = None,
+                 output: str = "float"):
+        if output not in ("float", "uint8"):
+            raise ValueError(f"output must be 'float' or 'uint8', got {output!r}")
+        self.size, self.flip, self.fast_dct, self.output = int(size), bool(flip), bool(fast_dct), output
+        self.area_range = tuple(area_range)
+        self.randaug = None if randaug is None else (int(randaug[0]), float(randaug[1]))
+        self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
+        self._box_sampler = box_sampler
+
+    def sample_box(self, height: int, width: int) -> tuple[int, int, int, int]:
+        if self._box_sampler is not None:
+            return tuple(int(v) for v in self._box_sampler(height, width, self.generator))
+        from torch_impl.inception_crop import sample_inception_box
+        return tuple(int(v) for v in sample_inception_box(height, width, area_range=self.area_range,
+                                                          generator=self.generator))
+
+    def __call__(self, data: bytes) -> torch.Tensor:
+        h, w = jpeg_shape(data)
+        box = self.sample_box(h, w)
+        flip = self.flip and bool(torch.randint(0, 2, (1,), generator=self.generator))
+        img = crop_resize_flip(data, box, self.size, flip=flip, fast_dct=self.fast_dct)
+        if self.randaug is not None:
+            from torch_impl.augment import randaugment
+            img = randaugment(img, self.randaug[0], self.randaug[1], generator=self.generator)
+        return img if self.output == "uint8" else to_value_range(img)
