@@ -98,6 +98,20 @@ VIT_S16_TRAIN_EXAMPLES = percent_split_size(IMAGENET_TRAIN_EXAMPLES, 0, 99)  # "
 
 
 # ---- the schedule ---------------------------------------------------------------------------------
+def _fma(a, b, c) -> np.float32:
+    """float32 fused multiply-add a * b + c with one rounding (the product of two float32 is exact in
+    float64; XLA's CPU backend contracts such expressions into fma instructions)."""
+    return _f32(float(a) * float(b) + float(c))
+
+
+def _div_const(x, c) -> np.float32:
+    """float32 x / c for a constant c the way XLA compiles it inside jit: x * (1 / c), the reciprocal
+    rounded to float32 first (XLA's algebraic simplifier rewrites division by a constant). This is why
+    e.g. 9 / 10 is 0.90000004 in big_vision's schedule, not float32(0.9) = 0.89999998."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _f32(_f32(x) * (_f32(1.0) / _f32(c)))
+
+
 def _integer_pow(x: np.float32, n: int) -> np.float32:
     """x**n for a Python int n by square-and-multiply in float32, the order XLA's integer_pow uses."""
     if n == 0:
@@ -163,7 +177,7 @@ def make_schedule(*, total_steps: int, base: float = 1.0, decay_type: str = "cos
         # All arithmetic below is float32 with one rounding per operation, as in the jitted reference.
         # Python floats combined with float32 arrays are "weak" in JAX: they are cast to float32 first.
         with np.errstate(divide="ignore", invalid="ignore"):  # total == warmup: inf/nan as in the reference
-            progress = _f32(step - warmup) / _f32(float(total_steps - warmup))
+            progress = _div_const(step - warmup, total_steps - warmup)
         progress = np.clip(progress, _f32(0.0), _f32(1.0))  # keeps NaN, like jnp.clip
         if decay_type in ("linear", "polynomial"):
             power = kw.get("power", 1)
@@ -172,23 +186,25 @@ def make_schedule(*, total_steps: int, base: float = 1.0, decay_type: str = "cos
                 frac = _integer_pow(_f32(_f32(1.0) - progress), int(power))
             else:
                 frac = _f32(np.power(np.float64(_f32(1.0) - progress), float(_f32(power))))
-            lr = _f32(_f32(zero) + _f32(_f32(lr0 - zero) * frac))
+            lr = _fma(_f32(lr0 - zero), frac, _f32(zero))  # XLA contracts a * b + c into one fma
         elif decay_type == "cosine":
             c = _f32(math.cos(float(_f32(_f32(math.pi) * progress))))
             lr = _f32(_f32(lr0 * 0.5) * _f32(_f32(1.0) + c))
         elif decay_type == "rsqrt":
             if warmup <= step:
-                den = _f32(math.sqrt(float(_f32(_f32(1.0) + _f32(_f32(step + shift - warmup) / _f32(timescale))))))
-            else:
-                den = _f32(math.sqrt(float(_f32(1 + shift / timescale))))
-            lr = _f32(_f32(lr0) / den)
+                # XLA rewrites lr / sqrt(x) into lr * rsqrt(x); its rsqrt may differ from the correctly
+                # rounded one used here by one float32 ulp.
+                x = _fma(_f32(step + shift - warmup), _f32(1.0) / _f32(timescale), _f32(1.0))
+                lr = _f32(_f32(lr0) * _f32(1.0 / math.sqrt(float(x))))
+            else:  # a compile-time constant, folded with true division
+                lr = _f32(_f32(lr0) / _f32(math.sqrt(float(_f32(1 + shift / timescale)))))
         else:  # stair: multiplier of the first boundary strictly above `step` (searchsorted(step + 1, left))
             i = int(np.searchsorted(np.asarray(bounds, dtype=np.int64), step + 1, side="left"))
             lr = _f32(_f32(lr0) * mults32[i])
         if warmup:
-            lr = _f32(lr * np.minimum(_f32(1.0), _f32(_f32(step) / _f32(warmup))))
+            lr = _f32(lr * np.minimum(_f32(1.0), _div_const(step, warmup)))
         if cooldown:
-            lr = _f32(lr * np.minimum(_f32(1.0), _f32(_f32(total_steps - step) / _f32(cooldown))))
+            lr = _f32(lr * np.minimum(_f32(1.0), _div_const(total_steps - step, cooldown)))
         return float(lr)
 
     fn.warmup_steps = warmup  # type: ignore[attr-defined]
