@@ -1,8 +1,16 @@
 """Family `preprocess`: big_vision's deterministic preprocessing ops vs torch_impl.preprocess.
 
-Reference: big_vision pp strings run in tf.data on calibration grids and real photos (odd sizes included).
-Bar: exact for crops (integer indexing), 0 ulp-level for value_range (same float32 arithmetic).
-Negative control: torchvision's center_crop, which rounds the offset where big_vision floors it.
+Reference: big_vision pp strings run in tf.data on calibration grids, real photos (odd sizes included)
+and real JPEG files (camera JPEGs shipped by scikit-image, and photos re-encoded baseline / progressive /
+4:4:4 / grayscale / CMYK).
+Bar: exact (max |diff| = 0) everywhere: crops are integer indexing, value_range is the same float32
+arithmetic, the resizes are TF's kernels redone in float32 in TF's order, decoding uses the same
+libjpeg-turbo IDCTs. The one exception is big_vision's fused ``decode_and_crop_jpeg`` (train op), which
+differs from decode-then-crop in the crop window's last column on chroma-subsampled JPEGs; see
+``train_op_*`` below.
+Negative controls: torchvision's center_crop (rounds the offset), torchvision's antialiased resize in
+place of TF's area resize, the accurate decode against TF's default (fast-DCT) decode, torchvision's own
+eval transforms (Resize(256) + CenterCrop(224)).
 """
 from __future__ import annotations
 
@@ -12,7 +20,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from parity import grids, photos
 from parity.checks import Check, max_abs_diff
-from parity.store import encode_spec
+from parity.store import decode_spec, encode_spec
 from torch_impl import preprocess as P
 
 NAME = "preprocess"
@@ -24,7 +32,21 @@ PIPELINES = {
     "central_crop_square": ("central_crop", lambda x: P.central_crop(x)),
     "value_range_m1_1": ("value_range(-1, 1)", lambda x: P.value_range(x, -1, 1)),
     "value_range_0_1_clip": ("value_range(0, 1, 10, 200, True)", lambda x: P.value_range(x, 0, 1, 10, 200, True)),
+    "resize_small_256_area": ("resize_small(256)", lambda x: P.resize_small(x, 256)),
+    "resize_small_256_bilinear": ("resize_small(256, 'bilinear')", lambda x: P.resize_small(x, 256, method="bilinear")),
+    "resize_small_256_bilinear_aa": ("resize_small(256, 'bilinear', True)",
+                                     lambda x: P.resize_small(x, 256, method="bilinear", antialias=True)),
+    "resize_small_64_area": ("resize_small(64)", lambda x: P.resize_small(x, 64)),
+    "resize_small_64_bilinear": ("resize_small(64, 'bilinear')", lambda x: P.resize_small(x, 64, method="bilinear")),
+    "resize_small_64_bilinear_aa": ("resize_small(64, 'bilinear', True)",
+                                    lambda x: P.resize_small(x, 64, method="bilinear", antialias=True)),
+    "resize_224_bilinear": ("resize(224)", lambda x: P.resize(x, 224)),
+    "resize_224_bilinear_aa": ("resize(224, antialias=True)", lambda x: P.resize(x, 224, antialias=True)),
+    "resize_61x47_area": ("resize((61, 47), 'area')", lambda x: P.resize(x, (61, 47), "area")),
 }
+# Outputs of these are big: record them on the grids (they compress) and on one photo only.
+_BIG_OUTPUTS = ("resize_small_256", "resize_224")
+_BIG_OUTPUT_IMAGES = ("bw_160x288_sq32", "colour_patches_75x203", "chelsea_300x451")
 
 
 def _images() -> dict[str, np.ndarray]:
@@ -38,7 +60,7 @@ def _images() -> dict[str, np.ndarray]:
     }
 
 
-def _applicable(key: str, image: np.ndarray) -> bool:
+def _applicable(key: str, name: str, image: np.ndarray) -> bool:
     h, w = image.shape[:2]
     if key.startswith("value_range"):
         return h * w <= 160 * 288  # float32 outputs: keep the store small (grids and noise cover all values)
@@ -46,13 +68,16 @@ def _applicable(key: str, image: np.ndarray) -> bool:
         return h >= 224 and w >= 224
     if key == "central_crop_101x57":
         return h >= 101 and w >= 57
+    if key.startswith(_BIG_OUTPUTS):
+        # the photo gets only the eval pipeline's resize; the variants run on the (compressible) grids
+        return name in _BIG_OUTPUT_IMAGES and (name != "chelsea_300x451" or key == "resize_small_256_area")
     return True
 
 
 def make_requests() -> dict[str, dict[str, np.ndarray]]:
     reqs = {}
     for name, image in _images().items():
-        pipelines = {k: pp for k, (pp, _) in PIPELINES.items() if _applicable(k, image)}
+        pipelines = {k: pp for k, (pp, _) in PIPELINES.items() if _applicable(k, name, image)}
         reqs[name] = {"image": image, "spec": encode_spec({"pipelines": pipelines})}
     return reqs
 
@@ -85,4 +110,191 @@ def checks(store) -> list[Check]:
                              _compare(store, rel, "value_range_m1_1",
                                       lambda x: TF.to_dtype(x, torch.float32, scale=True)),
                              negative=True))
+    return out
+
+
+# ---- JPEG files: decode, the eval pipeline, the deterministic part of the train pipeline ------------
+EVAL_PP = "decode|resize_small(256)|central_crop(224)"
+JPEG_PIPELINES = {
+    "decode_precise": "decode(precise=True)",
+    "decode_default": "decode",
+    "eval": EVAL_PP,
+    # With the box fixed (the reference replaces TF's sampler), the train op is deterministic:
+    "train_op": "decode_jpeg_and_inception_crop({size})",        # big_vision's fused decode_and_crop_jpeg
+    "train_decode_then_crop": "decode|inception_crop({size})",   # decode, tf.slice, the same resize
+}
+_SMALL = (151, 227)
+TRAIN_OP_EDGE_BAR = 12.0  # decode_and_crop_jpeg's edge columns (measured: up to 9 before the resize)
+SUMMARY_STRIDE = 11  # must equal reference/generators/preprocess.py STRIDE  # odd sizes: chroma subsampling and the resizes see odd edges
+
+
+def _reencoded() -> dict[str, bytes]:
+    import io
+
+    from PIL import Image
+    img = photos.photo("chelsea", _SMALL)
+    out = {
+        "chelsea_q90_420": photos.encode_jpeg(img, 90, subsampling=2),
+        "chelsea_q90_progressive": photos.encode_jpeg(img, 90, subsampling=2, progressive=True),
+        "chelsea_q95_444": photos.encode_jpeg(img, 95, subsampling=0),
+    }
+    for mode in ("L", "CMYK"):
+        buf = io.BytesIO()
+        Image.fromarray(img).convert(mode).save(buf, format="JPEG", quality=90)
+        out[f"chelsea_q90_{'gray' if mode == 'L' else 'cmyk'}"] = buf.getvalue()
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG")
+    out["chelsea_png_named_jpeg"] = buf.getvalue()
+    return out
+
+
+def jpeg_cases() -> dict[str, dict]:
+    """name -> {"jpeg": bytes, "pipelines": [...], "box": (top, left, h, w) | None, "summarise": [...]}"""
+    cases = {
+        "jpeg_rocket": {"jpeg": photos.jpeg_bytes("rocket"), "box": (37, 101, 301, 383),
+                        "pipelines": list(JPEG_PIPELINES), "summarise": ["decode_precise", "decode_default"]},
+        "jpeg_retina": {"jpeg": photos.jpeg_bytes("retina"), "box": (211, 96, 1001, 1188),
+                        "pipelines": list(JPEG_PIPELINES), "summarise": ["decode_precise", "decode_default"]},
+    }
+    for name, data in _reencoded().items():
+        pipes = ["decode_precise"] if name == "chelsea_png_named_jpeg" else ["decode_precise", "decode_default"]
+        if name == "chelsea_q90_420":
+            pipes += ["eval", "train_op", "train_decode_then_crop"]
+        cases[f"jpeg_{name}"] = {"jpeg": data, "box": (9, 16, 97, 150), "pipelines": pipes, "summarise": [],
+                                 "train_size": 112}
+    return cases
+
+
+def _jpeg_requests() -> dict[str, dict[str, np.ndarray]]:
+    reqs = {}
+    for name, c in jpeg_cases().items():
+        size = c.get("train_size", 224)
+        spec = {"jpeg_pipelines": {k: JPEG_PIPELINES[k].format(size=size) for k in c["pipelines"]},
+                "box": list(c["box"]), "summarise": c["summarise"], "train_size": size}
+        reqs[name] = {"jpeg": np.frombuffer(c["jpeg"], np.uint8), "spec": encode_spec(spec)}
+    return reqs
+
+
+_image_requests = make_requests
+
+
+def make_requests() -> dict[str, dict[str, np.ndarray]]:  # noqa: F811 - images + JPEG files
+    return {**_image_requests(), **_jpeg_requests()}
+
+
+def _has_fast_dct() -> bool:
+    try:
+        import simplejpeg  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _summary(image: np.ndarray) -> dict[str, np.ndarray]:
+    x = image.astype(np.int64)
+    return {"rowsum": x.sum(axis=1), "colsum": x.sum(axis=0), "strided": image[::SUMMARY_STRIDE, ::SUMMARY_STRIDE],
+            "shape": np.array(image.shape, np.int64)}
+
+
+def _summary_diff(ours: np.ndarray, data, key: str) -> tuple[float, str]:
+    """Max |diff| over row sums, column sums and a strided pixel sample (the full decode is not stored)."""
+    ref_shape = tuple(int(v) for v in data[f"out_{key}__shape"])
+    if ours.shape != ref_shape:
+        return float("inf"), f"shape {ours.shape} != reference {ref_shape}"
+    s = _summary(ours)
+    worst, detail = 0.0, ""
+    for part in ("rowsum", "colsum", "strided"):
+        v, d = max_abs_diff(s[part], data[f"out_{key}__{part}"])
+        if v > worst or not detail:
+            worst, detail = max(worst, v), f"{part}: {d}"
+    return worst, detail
+
+
+def _jpeg_torch(key: str, data: bytes, box, train_size: int = 224) -> np.ndarray:
+    from torch_impl.inception_crop import crop_and_resize
+    if key == "decode_precise":
+        out = P.decode_jpeg(data, precise=True)
+    elif key == "decode_default":
+        out = P.decode_jpeg(data, precise=False)
+    elif key == "eval":
+        out = P.central_crop(P.resize_small(P.decode_jpeg(data, precise=False), 256), 224)
+    elif key in ("train_op", "train_decode_then_crop"):
+        out = crop_and_resize(P.decode_jpeg(data, precise=False), box, train_size)
+    else:
+        raise KeyError(key)
+    return grids.to_hwc(out)
+
+
+def _jpeg_compare(store, rel, key, fn=None):
+    def compute():
+        data = store.load(rel)
+        spec = decode_spec(data["spec"])
+        jpeg = data["jpeg"].tobytes()
+        ours = (fn or (lambda d: _jpeg_torch(key, d, spec["box"], spec.get("train_size", 224))))(jpeg)
+        if key in spec.get("summarise", []):
+            return _summary_diff(ours, data, key)
+        return max_abs_diff(ours, data[f"out_{key}"])
+    return compute
+
+
+def _interior_diff(store, rel):
+    """train_op on the output columns that read neither the crop window's first nor its last input column."""
+    def compute():
+        data = store.load(rel)
+        spec = decode_spec(data["spec"])
+        size = spec.get("train_size", 224)
+        ours = _jpeg_torch("train_op", data["jpeg"].tobytes(), spec["box"], size)
+        w = spec["box"][3]
+        # Output column x reads input columns floor(s) and floor(s) + 1, s = (x + 0.5) * w / size - 0.5.
+        s = (np.arange(size) + 0.5) * w / size - 0.5
+        keep = (np.floor(s) >= 1) & (np.floor(s) + 1 <= w - 2)
+        v, d = max_abs_diff(ours[:, keep], data["out_train_op"][:, keep])
+        return v, f"{int(keep.sum())} of {size} output columns; {d}"
+    return compute
+
+
+_image_checks = checks
+
+
+def checks(store) -> list[Check]:  # noqa: F811
+    out = _image_checks(store)
+    fast = _has_fast_dct()
+    for rel in store.files(NAME):
+        data = store.load(rel)
+        name = rel.rsplit("/", 1)[1][:-4]
+        # Negative control for area: torchvision's antialiased bilinear (what one might use for "area").
+        for key in ("resize_small_256_area", "resize_small_64_area"):
+            if f"out_{key}" in data and name != "colour_patches_75x203":
+                size = 256 if "256" in key else 64
+                out.append(Check(NAME, f"{key}[{name}]:torchvision_resize_antialias", "max |diff|", 1.0,
+                                 _compare(store, rel, key, lambda x, s=size: TF.resize(
+                                     x, list(P.resize_small_size(*x.shape[-2:], s)), antialias=True)),
+                                 negative=True))
+        if "jpeg" not in data:
+            continue
+        spec = decode_spec(data["spec"])
+        for key in spec["jpeg_pipelines"]:
+            if key != "decode_precise" and not fast:
+                continue  # TF's default (fast-DCT) decode needs simplejpeg; see torch_impl.preprocess
+            if key == "train_op":
+                # big_vision's fused decode_and_crop_jpeg upsamples chroma at the window's left edge (when it
+                # is iMCU-aligned) and right edge (when it splits a chroma pair) as if they were the image
+                # edge: its first/last column differs from decode-then-crop by up to ~9 levels on
+                # chroma-subsampled files. Everything else is exact.
+                out.append(Check(NAME, f"train_op_interior[{name}]", "max |diff|", 0.0, _interior_diff(store, rel)))
+                out.append(Check(NAME, f"train_op_all_columns[{name}]", "max |diff|", TRAIN_OP_EDGE_BAR,
+                                 _jpeg_compare(store, rel, key)))
+                continue
+            out.append(Check(NAME, f"{key}[{name}]", "max |diff|", 0.0, _jpeg_compare(store, rel, key)))
+        if "decode_default" in spec["jpeg_pipelines"] and not name.endswith("png_named_jpeg"):
+            out.append(Check(NAME, f"decode_default[{name}]:accurate_dct", "max |diff|", 1.0,
+                             _jpeg_compare(store, rel, "decode_default",
+                                           lambda d: grids.to_hwc(P.decode_jpeg(d, precise=True))),
+                             negative=True))
+        if "eval" in spec["jpeg_pipelines"]:
+            def tv_eval(d):
+                x = P.decode_jpeg(d, precise=True)
+                return grids.to_hwc(TF.center_crop(TF.resize(x, 256, antialias=True), [224, 224]))
+            out.append(Check(NAME, f"eval[{name}]:torchvision_resize_center_crop", "max |diff|", 1.0,
+                             _jpeg_compare(store, rel, "eval", tv_eval), negative=True))
     return out
