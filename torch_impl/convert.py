@@ -127,6 +127,11 @@ def big_vision_names(model: ViT) -> dict[str, tuple[int, ...]]:
     return {k: v.bv_shape for k, v in sorted(_entries(model).items())}
 
 
+def big_vision_tensors(model: ViT) -> dict[str, torch.Tensor]:
+    """{big_vision name: the model's own tensor (torch layout, no copy)}, sorted by name."""
+    return {k: v.tensor for k, v in sorted(_entries(model).items())}
+
+
 def big_vision_params(model: ViT) -> dict[str, np.ndarray]:
     """The model's parameters as big_vision's flat tree: {name: float32 array in flax layout}."""
     out = {}
@@ -269,6 +274,6 @@ def save_big_vision_npz(model: ViT, path: str | os.PathLike, *, prefix: str = "p
     np.savez(path, **{prefix + k: v for k, v in big_vision_params(model).items()})
 
 
-__all__ = ["ConversionError", "big_vision_names", "big_vision_params", "load_big_vision_params",
+__all__ = ["ConversionError", "big_vision_names", "big_vision_tensors", "big_vision_params", "load_big_vision_params",
            "load_big_vision_checkpoint", "read_big_vision_npz", "normalize_legacy_layout",
            "save_big_vision_npz", "bfloat16_to_float32"]
