@@ -178,7 +178,7 @@ def tiny_demo_overrides() -> dict[str, Any]:
     cores. Explicit `--set` overrides win over these."""
     return {
         "total_epochs": None, "total_steps": 300, "num_classes": 10,
-        "input.batch_size": 64, "input.num_workers": 0,
+        "input.batch_size": 32, "input.num_workers": 1,
         "input.pp.crop_size": 32, "input.pp.eval_resize_small": 36, "input.pp.inception_area_min": 0.3,
         "input.pp.randaug_magnitude": 5,
         "model.variant": "Ti/8", "model.width": 64, "model.depth": 2, "model.mlp_dim": 128, "model.num_heads": 2,

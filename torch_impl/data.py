@@ -125,7 +125,7 @@ def load_rgb(path: str | os.PathLike, *, precise: bool = False) -> torch.Tensor:
     if data[:3] == b"\xff\xd8\xff":
         try:
             from torch_impl.preprocess import decode_jpeg
-            img = decode_jpeg(data, precise=precise)
+            img = decode_jpeg(data, precise=precise, path=path)
             if img.ndim == 3 and img.shape[0] == 3 and img.dtype == torch.uint8:
                 return img
         except Exception:   # noqa: BLE001 - fall back to PIL below, which raises a clear error if needed
@@ -218,7 +218,8 @@ def _seeded(transform, img, seed: int):
         return img
     py_state, np_state = random.getstate(), np.random.get_state()
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        # the CPU generator only: torch.manual_seed would also queue a lazy CUDA seeding per call
+        torch.default_generator.manual_seed(seed)
         random.seed(seed)
         np.random.seed(seed % 2**32)
         try:
@@ -306,7 +307,7 @@ def train_transform(pp) -> Callable[[torch.Tensor], torch.Tensor]:
     uint8 image (decode+crop = decode then crop). ``pp`` is a config.PPConfig."""
     from torch_impl.augment import RandAugment17
     from torch_impl.inception_crop import InceptionCrop
-    from torch_impl.preprocess import value_range
+    from torch_impl.preprocess import flip_lr, value_range
 
     crop = InceptionCrop(pp.crop_size, area_range=(pp.inception_area_min, 1.0))
     randaug = RandAugment17(num_ops=pp.randaug_num_layers, magnitude=pp.randaug_magnitude) \
@@ -314,8 +315,8 @@ def train_transform(pp) -> Callable[[torch.Tensor], torch.Tensor]:
 
     def apply(img: torch.Tensor) -> torch.Tensor:
         img = crop(img)
-        if pp.flip_lr and bool(torch.rand(()) < 0.5):   # big_vision flip_lr: left-right with p = 0.5
-            img = img.flip(-1)
+        if pp.flip_lr:
+            img = flip_lr(img)
         if randaug is not None:
             img = randaug(img)
         return value_range(img, -1.0, 1.0)

@@ -1,0 +1,177 @@
+"""`parity train`: run the fast parity gate, then train (torch_impl.loop).
+
+    parity train --config vit_s16_i1k --data synthetic                 # CPU demo: a tiny ViT, ~300 steps
+    parity train --config vit_s16_i1k --data /data/imagenet --workdir runs/s16   # ImageFolder train/ val/
+    torchrun --nproc_per_node 8 -m parity.cli train --config vit_s16_i1k --data /data/imagenet --workdir runs/s16
+    parity train ... --resume                                          # continue from workdir's LAST checkpoint
+    parity train ... --set lr=0.003 --set input.batch_size=4096        # or big_vision style --config.lr=0.003
+    parity train --config vit_s16_i1k --print-config                   # the resolved config, then exit
+
+The gate: before training, the recorded-fixture parity checks (fast ones; `--gate-family F` to choose)
+must all pass, or the run refuses to start and prints the failing rows. `--skip-parity` starts anyway,
+prints a loud warning and records it in the run's metadata.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+BANNER = "!" * 100
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default="vit_s16_i1k", help="config name (torch_impl.config.CONFIGS)")
+    parser.add_argument("--data", default="synthetic",
+                        help="'synthetic' (CPU demo), an ImageFolder root with train/ and val/, or tfds:imagenet2012")
+    parser.add_argument("--workdir", default=None, help="output folder (default: runs/<config>-<data>)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config field, e.g. --set lr=0.003 --set schedule.warmup_steps=5000 "
+                             "(big_vision's --config.KEY=VALUE is accepted too)")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    parser.add_argument("--resume", action="store_true", help="continue from the workdir's LAST checkpoint")
+    parser.add_argument("--skip-parity", action="store_true",
+                        help="train even if the parity gate fails or is not run (recorded in metadata.json)")
+    parser.add_argument("--gate-family", action="append", default=None, metavar="F",
+                        help="families the gate runs (default: all); repeatable")
+    parser.add_argument("--gate-all", action="store_true", help="run the slow checks in the gate too")
+    parser.add_argument("--fixtures", default=None, help="fixture store for the gate (default: the repo's)")
+    parser.add_argument("--full-size", action="store_true",
+                        help="with --data synthetic: keep the config's model and image size (GPU benchmarking) "
+                             "instead of the tiny CPU demo overrides")
+    parser.add_argument("--tfds-data-dir", default=None, help="tfds data_dir for --data tfds:NAME")
+    parser.add_argument("--tfds-export-dir", default=None,
+                        help="where --data tfds:NAME is exported as files (default ~/.cache/vit-parity/tfds-NAME)")
+    _accept_big_vision_overrides(parser)
+
+
+def _accept_big_vision_overrides(parser: argparse.ArgumentParser) -> None:
+    """Let `--config.lr=0.003` / `--config.lr 0.003` through argparse into the --set list."""
+    known = parser.parse_known_args
+
+    def parse_args(args=None, namespace=None):
+        ns, rest = known(args, namespace)
+        extra, other, i = [], [], 0
+        while i < len(rest):
+            tok = rest[i]
+            if tok.startswith("--config."):
+                if "=" in tok:
+                    extra.append(tok[len("--config."):])
+                elif i + 1 < len(rest):
+                    extra.append(f"{tok[len('--config.'):]}={rest[i + 1]}")
+                    i += 1
+                else:
+                    parser.error(f"{tok}: missing value")
+            else:
+                other.append(tok)
+            i += 1
+        if other:
+            parser.error(f"unrecognized arguments: {' '.join(other)}")
+        ns.set = list(ns.set or []) + extra
+        return ns
+    parser.parse_args = parse_args
+
+
+# ---------------------------------------------------------------------------- the gate
+def run_gate(families: list[str] | None = None, *, fixtures: str | None = None, include_slow: bool = False):
+    """(passed, results) of the recorded-fixture parity checks (non-slow ones unless include_slow)."""
+    from parity import families as fam
+    from parity import runner
+    from parity.store import FixtureStore
+    names = families or fam.names()
+    unknown = [f for f in names if f not in fam.names()]
+    if unknown:
+        raise SystemExit(f"parity train: unknown gate family {', '.join(unknown)}; known: {', '.join(fam.names())}")
+    checks = runner.collect(FixtureStore(fixtures), names)
+    if not include_slow:
+        checks = [c for c in checks if not c.slow]
+    results = runner.run_checks(checks, progress=sys.stderr.isatty())
+    return bool(results) and all(r.ok for r in results), results
+
+
+def _gate(args) -> dict:
+    from parity import report
+    if os.environ.get("RANK", "0") != "0":      # torchrun: rank 0 gates; if it refuses, torchrun stops all
+        return {"status": "checked by rank 0"}
+    t0 = time.perf_counter()
+    try:
+        ok, results = run_gate(args.gate_family, fixtures=args.fixtures, include_slow=args.gate_all)
+    except SystemExit:
+        raise
+    except Exception as e:  # noqa: BLE001 - a broken gate is a failed gate
+        ok, results, err = False, [], f"{type(e).__name__}: {e}"
+    else:
+        err = None
+    info = {"families": args.gate_family or "all", "n_checks": len(results),
+            "n_failed": sum(not r.ok for r in results), "seconds": round(time.perf_counter() - t0, 1)}
+    if ok:
+        print(f"parity train: parity gate passed ({report.summary(results)})", file=sys.stderr)
+        return {"status": "passed", **info}
+    failing = report.failures(results) if results else (err or "no checks were collected")
+    if not args.skip_parity:
+        print("parity train: REFUSING TO TRAIN: the parity gate failed. Failing rows:\n" + failing
+              + "\n\nFix the mismatch (parity check --family F for details), or pass --skip-parity to train "
+                "anyway (recorded in the run's metadata).", file=sys.stderr)
+        raise SystemExit(1)
+    print(f"{BANNER}\nparity train: WARNING: --skip-parity: the parity gate FAILED and training starts anyway; "
+          f"this run is NOT certified equal to big_vision. Failing rows:\n{failing}\n{BANNER}", file=sys.stderr)
+    return {"status": "FAILED, skipped with --skip-parity", "failing": failing.splitlines()[:50], **info}
+
+
+# ---------------------------------------------------------------------------- main
+def resolve_config(args):
+    from torch_impl import config as C
+    cfg = C.get_config(args.config)
+    if args.data == "synthetic" and not args.full_size:
+        C.apply_overrides(cfg, C.tiny_demo_overrides())
+    elif args.data == "synthetic":
+        C.apply_overrides(cfg, {"total_epochs": None, "total_steps": 300, "input.num_workers": 4,
+                                "evals.val.max_examples": 4096, "evals.minival.max_examples": 4096})
+    return C.apply_overrides(cfg, args.set)
+
+
+def main(args) -> int:
+    from torch_impl.config import ConfigError
+    try:
+        cfg = resolve_config(args)
+    except ConfigError as e:
+        print(f"parity train: {e}", file=sys.stderr)
+        return 2
+    if args.print_config:
+        print(cfg.to_json())
+        return 0
+    workdir = Path(args.workdir or Path("runs") / f"{args.config}-{_slug(args.data)}")
+    if args.skip_parity and os.environ.get("RANK", "0") == "0":
+        print(f"{BANNER}\nparity train: WARNING: --skip-parity given; the gate result (below) does not stop "
+              f"this run and the run's metadata records it.\n{BANNER}", file=sys.stderr)
+    gate = _gate(args)
+    if args.skip_parity:
+        gate["skip_parity"] = True
+    from torch_impl.data import splits_from_arg
+    from torch_impl.loop import TrainingDiverged, train
+    try:
+        splits = splits_from_arg(cfg, args.data, tfds_data_dir=args.tfds_data_dir, export_dir=args.tfds_export_dir)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        print(f"parity train: data: {e}", file=sys.stderr)
+        return 2
+    try:
+        result = train(cfg, splits, workdir, resume=args.resume,
+                       metadata={"parity_gate": gate, "data_arg": args.data})
+    except TrainingDiverged as e:
+        print(f"parity train: STOPPED: {e}", file=sys.stderr)
+        return 3
+    if os.environ.get("RANK", "0") == "0":
+        first = result.losses.get(min(result.losses)) if result.losses else None
+        last = result.losses.get(max(result.losses)) if result.losses else None
+        print(json.dumps({"workdir": str(workdir), "steps": result.step, "first_loss": first, "last_loss": last,
+                          "checkpoint": str(result.checkpoint), "bad_images": result.bad_images,
+                          "evals": {k: v for k, v in result.evals.items()
+                                    if k.endswith(f"@{result.step}")}}, indent=1))
+    return 0
+
+
+def _slug(s: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in Path(s).name or s).strip("-") or "data"
