@@ -25,24 +25,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from torch_impl.preprocess import _pair, resize
 
 BIG_VISION_ASPECT_RATIO_RANGE = (0.75, 1.33)  # TF's default, which big_vision passes on (ratio_max=1.33)
 TF_MAX_ATTEMPTS = 100
-_F32 = torch.float32
 
 
-def _lrintf(x: torch.Tensor) -> torch.Tensor:
-    """C's lrintf in the default rounding mode: round half to even (torch.round does the same)."""
-    return torch.round(x).to(torch.int64)
+def _lrintf(x: np.ndarray) -> np.ndarray:
+    """C's lrintf in the default rounding mode: round half to even (np.rint does the same)."""
+    return np.rint(x).astype(np.int64)
 
 
-def _uniform_int(n: torch.Tensor, generator) -> torch.Tensor:
-    """Exactly-uniform-enough integers in [0, n) for a tensor of n >= 1 (TF: SimplePhilox::Uniform(n))."""
-    u = torch.rand(n.shape, dtype=torch.float64, generator=generator)
-    return torch.minimum((u * n.to(torch.float64)).floor().to(torch.int64), n - 1)
+def _uniform_int(n: np.ndarray, generator) -> np.ndarray:
+    """Uniform integers in [0, n) for an array of n >= 1 (TF: SimplePhilox::Uniform(n)), drawn from the
+    torch generator (float64 draws: the bias is below 2**-40 for any image size)."""
+    u = torch.rand(n.shape, dtype=torch.float64, generator=generator).numpy()
+    return np.minimum(np.floor(u * n).astype(np.int64), n - 1)
 
 
 def _check_ranges(height, width, area_range, aspect_ratio_range, max_attempts):
@@ -66,52 +67,55 @@ def sample_inception_boxes(height: int, width: int, n: int, *, area_range: Seque
     """``n`` independent boxes as an int64 tensor (n, 4) of (top, left, h, w); see the module docstring."""
     _check_ranges(height, width, area_range, aspect_ratio_range, max_attempts)
     H, W = int(height), int(width)
-    min_rel, max_rel = torch.tensor([float(area_range[0]), float(area_range[1])], dtype=_F32)
-    r_lo, r_hi = torch.tensor([float(aspect_ratio_range[0]), float(aspect_ratio_range[1])], dtype=_F32)
+    f32 = np.float32
+    min_rel, max_rel = f32(area_range[0]), f32(area_range[1])
+    r_lo, r_hi = f32(aspect_ratio_range[0]), f32(aspect_ratio_range[1])
     # float32 products in TF's order: relative_area * width * height
-    min_area = min_rel * W * H
-    max_area = max_rel * W * H
-    eps = float(torch.tensor(1e-7, dtype=_F32))  # TF's kEps is a float constant used in double arithmetic
+    min_area = min_rel * f32(W) * f32(H)
+    max_area = max_rel * f32(W) * f32(H)
+    eps = float(f32(1e-7))  # TF's kEps is a float constant used in double arithmetic
 
-    boxes = torch.tensor([0, 0, H, W], dtype=torch.int64).repeat(n, 1)  # the fallback: the whole image
-    pending = torch.arange(n)
+    boxes = np.tile(np.array([0, 0, H, W], np.int64), (n, 1))  # the fallback: the whole image
+    pending = np.arange(n)
     if min_rel > max_rel:  # TF: GenerateRandomCrop always fails -> whole image
-        return boxes
+        return torch.from_numpy(boxes)
+    # The arithmetic runs in numpy float32 (IEEE, like TF's C++ floats); the randomness comes from the
+    # torch generator. Each pass is one attempt for every box still pending.
     for _ in range(int(max_attempts)):
-        if pending.numel() == 0:
+        if pending.size == 0:
             break
-        m = pending.numel()
-        ratio = torch.rand(m, dtype=_F32, generator=generator) * (r_hi - r_lo) + r_lo
-        h = _lrintf(torch.sqrt(min_area / ratio))
-        h_max = _lrintf(torch.sqrt(max_area / ratio))
-        too_wide = _lrintf(h_max.to(_F32) * ratio) > W
-        if bool(too_wide.any()):
-            alt = ((W + 0.5 - eps) / ratio.to(torch.float64)).to(torch.int64)  # truncation, as static_cast<int>
-            alt = torch.where(_lrintf(alt.to(_F32) * ratio) > W, alt - 1, alt)
-            h_max = torch.where(too_wide, alt, h_max)
-        h_max = h_max.clamp_max(H)
-        h = torch.minimum(h, h_max)
+        m = pending.size
+        u = torch.rand(m, dtype=torch.float32, generator=generator).numpy()
+        ratio = u * (r_hi - r_lo) + r_lo
+        h = _lrintf(np.sqrt(min_area / ratio))
+        h_max = _lrintf(np.sqrt(max_area / ratio))
+        too_wide = _lrintf(h_max.astype(f32) * ratio) > W
+        if too_wide.any():
+            alt = ((W + 0.5 - eps) / ratio.astype(np.float64)).astype(np.int64)  # static_cast<int> truncates
+            alt = np.where(_lrintf(alt.astype(f32) * ratio) > W, alt - 1, alt)
+            h_max = np.where(too_wide, alt, h_max)
+        h_max = np.minimum(h_max, H)
+        h = np.minimum(h, h_max)
         grow = h < h_max
-        if bool(grow.any()):
-            h = torch.where(grow, h + _uniform_int((h_max - h + 1).clamp_min(1), generator), h)
-        w = _lrintf(h.to(_F32) * ratio)
-        area = (w * h).to(_F32)
+        if grow.any():
+            h = np.where(grow, h + _uniform_int(np.maximum(h_max - h + 1, 1), generator), h)
+        w = _lrintf(h.astype(f32) * ratio)
+        area = (w * h).astype(f32)
         low = area < min_area
-        h = torch.where(low, h + 1, h)
-        w = torch.where(low, _lrintf(h.to(_F32) * ratio), w)
-        area = (w * h).to(_F32)
+        h = np.where(low, h + 1, h)
+        w = np.where(low, _lrintf(h.astype(f32) * ratio), w)
+        area = (w * h).astype(f32)
         high = area > max_area
-        h = torch.where(high, h - 1, h)
-        w = torch.where(high, _lrintf(h.to(_F32) * ratio), w)
-        area = (w * h).to(_F32)
+        h = np.where(high, h - 1, h)
+        w = np.where(high, _lrintf(h.astype(f32) * ratio), w)
+        area = (w * h).astype(f32)
         ok = (area >= min_area) & (area <= max_area) & (w <= W) & (h <= H) & (w > 0) & (h > 0)
         # TF draws Uniform(H - h) (values 0 .. H - h - 1) when h < H, else 0; the same for the left offset.
-        top = torch.where(h < H, _uniform_int((H - h).clamp_min(1), generator), 0)
-        left = torch.where(w < W, _uniform_int((W - w).clamp_min(1), generator), 0)
-        done = pending[ok]
-        boxes[done] = torch.stack([top[ok], left[ok], h[ok], w[ok]], dim=1)
+        top = np.where(h < H, _uniform_int(np.maximum(H - h, 1), generator), 0)
+        left = np.where(w < W, _uniform_int(np.maximum(W - w, 1), generator), 0)
+        boxes[pending[ok]] = np.stack([top, left, h, w], axis=1)[ok]
         pending = pending[~ok]
-    return boxes
+    return torch.from_numpy(boxes)
 
 
 def sample_inception_box(height: int, width: int, *, area_range: Sequence[float] = (0.05, 1.0),

@@ -344,3 +344,202 @@ def flip_lr(image: torch.Tensor, *, generator: torch.Generator | None = None, p:
     if float(torch.rand((), generator=generator)) < p:
         return image.flip(-1)
     return image
+
+
+# ---------------------------------------------------------------------------------------------------
+# torchvision v2 Transforms (thin wrappers over the kernels above) and the two ViT-S/16 pipelines
+# ---------------------------------------------------------------------------------------------------
+from typing import Any  # noqa: E402
+
+from PIL import Image as _PILImage  # noqa: E402
+from torchvision import tv_tensors  # noqa: E402
+from torchvision.transforms import v2  # noqa: E402
+
+
+def _image_size(x) -> tuple[int, int]:
+    """(H, W) of encoded bytes (header only, like tf.image.extract_jpeg_shape), a PIL image or a tensor."""
+    if isinstance(x, (bytes, bytearray, memoryview)):
+        import io
+        try:
+            with _PILImage.open(io.BytesIO(bytes(x))) as im:
+                w, h = im.size
+        except Exception as e:  # noqa: BLE001 - PIL raises several types for bad headers
+            raise ImageDecodeError(f"cannot read the image size from the encoded bytes ({e}); the file is "
+                                   "corrupt or not an image") from e
+        return h, w
+    h, w = v2.functional.get_size(x)
+    return int(h), int(w)
+
+
+def _as_tensor(x, precise: bool) -> tuple[torch.Tensor, Any]:
+    """Decoded uint8 (C, H, W) tensor and the input it came from (to re-wrap the output like it)."""
+    if isinstance(x, (bytes, bytearray, memoryview)):
+        return decode_jpeg(bytes(x), precise=precise), None
+    if isinstance(x, _PILImage.Image):
+        return v2.functional.pil_to_tensor(x if x.mode == "RGB" else x.convert("RGB")), x
+    return x.as_subclass(torch.Tensor), x
+
+
+def _like(out: torch.Tensor, like: Any):
+    if like is None or type(like) is torch.Tensor:
+        return out
+    if isinstance(like, _PILImage.Image):
+        return v2.functional.to_pil_image(out) if out.dtype == torch.uint8 else out
+    if isinstance(like, (tv_tensors.Image, tv_tensors.Video)):
+        return tv_tensors.wrap(out, like=like)
+    return out
+
+
+class _ImageTransform(v2.Transform):
+    """Base: transforms encoded bytes, PIL images, plain tensors and tv_tensors Image/Video alike."""
+    _transformed_types = (bytes, bytearray, torch.Tensor, _PILImage.Image)
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        return {}
+
+    def _get_params(self, flat_inputs):  # torchvision 0.19/0.20 name
+        return self.make_params(flat_inputs)
+
+    def kernel(self, image: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        if isinstance(inpt, tv_tensors.TVTensor) and not isinstance(inpt, (tv_tensors.Image, tv_tensors.Video)):
+            raise TypeError(f"{type(self).__name__} handles images only, got {type(inpt).__name__}")
+        x, like = _as_tensor(inpt, getattr(self, "precise", True))
+        return _like(self.kernel(x, params), like)
+
+    def _transform(self, inpt, params):  # torchvision 0.19/0.20 name
+        return self.transform(inpt, params)
+
+
+class DecodeJpeg(_ImageTransform):
+    """big_vision ``decode`` (``precise=False``, its default) / ``decode(precise=True)`` on encoded bytes."""
+
+    def __init__(self, *, precise: bool = False) -> None:
+        super().__init__()
+        self.precise = bool(precise)
+
+    def kernel(self, image, params):
+        return image
+
+
+class DecodeJpegAndInceptionCrop(_ImageTransform):
+    """big_vision ``decode_jpeg_and_inception_crop(size)``: box from the file's header, decode, crop, resize.
+
+    big_vision decodes only the crop window (``tf.image.decode_and_crop_jpeg``, TF's default fast DCT);
+    we decode the whole file and crop, which is identical except the window's first/last column on
+    chroma-subsampled JPEGs (up to ~9 levels there; see docs/preprocessing.md). Decoded inputs (tensors,
+    PIL) are cropped directly, like big_vision's ``decode|inception_crop(size)``.
+    """
+
+    def __init__(self, size: int | Sequence[int] | None = 224, *, area_range: Sequence[float] = (0.05, 1.0),
+                 aspect_ratio_range: Sequence[float] = (0.75, 1.33), method: str = "bilinear",
+                 antialias: bool = False, precise: bool = False, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.size = None if size is None else _pair(size)
+        self.area_range = tuple(float(a) for a in area_range)
+        self.aspect_ratio_range = tuple(float(a) for a in aspect_ratio_range)
+        self.method, self.antialias, self.precise = method, bool(antialias), bool(precise)
+        self.generator = generator
+
+    def make_params(self, flat_inputs):
+        from torch_impl.inception_crop import sample_inception_box
+        sizes = {_image_size(x) for x in flat_inputs}
+        if len(sizes) != 1:
+            raise ValueError(f"{type(self).__name__}: the images of one call must share one size, got {sorted(sizes)}")
+        (h, w), = sizes
+        return {"box": sample_inception_box(h, w, area_range=self.area_range,
+                                            aspect_ratio_range=self.aspect_ratio_range, generator=self.generator)}
+
+    def kernel(self, image, params):
+        from torch_impl.inception_crop import crop_and_resize
+        return crop_and_resize(image, params["box"], self.size, method=self.method, antialias=self.antialias)
+
+
+class FlipLR(_ImageTransform):
+    """big_vision ``flip_lr``: left-right mirror with probability ``p`` (one draw per call)."""
+
+    def __init__(self, p: float = 0.5, *, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.p, self.generator = float(p), generator
+
+    def make_params(self, flat_inputs):
+        return {"flip": float(torch.rand((), generator=self.generator)) < self.p}
+
+    def kernel(self, image, params):
+        return image.flip(-1) if params["flip"] else image
+
+
+class ResizeSmall(_ImageTransform):
+    """big_vision ``resize_small(size, method="area", antialias=False)``."""
+
+    def __init__(self, size: int, *, method: str = "area", antialias: bool = False) -> None:
+        super().__init__()
+        self.size, self.method, self.antialias = int(size), method, bool(antialias)
+
+    def kernel(self, image, params):
+        return resize_small(image, self.size, method=self.method, antialias=self.antialias)
+
+
+class Resize(_ImageTransform):
+    """big_vision ``resize(size, method="bilinear", antialias=False)``."""
+
+    def __init__(self, size: int | Sequence[int], *, method: str = "bilinear", antialias: bool = False) -> None:
+        super().__init__()
+        self.size, self.method, self.antialias = _pair(size), method, bool(antialias)
+
+    def kernel(self, image, params):
+        return resize(image, self.size, method=self.method, antialias=self.antialias)
+
+
+class CentralCrop(_ImageTransform):
+    """big_vision ``central_crop(size)`` (offsets floored, unlike torchvision's center_crop)."""
+
+    def __init__(self, size: int | Sequence[int] | None = None) -> None:
+        super().__init__()
+        self.size = size
+
+    def kernel(self, image, params):
+        return central_crop(image, self.size)
+
+
+class ValueRange(_ImageTransform):
+    """big_vision ``value_range(vmin, vmax)``: uint8 [0, 255] -> float32 [vmin, vmax]."""
+
+    def __init__(self, vmin: float = -1.0, vmax: float = 1.0) -> None:
+        super().__init__()
+        self.vmin, self.vmax = float(vmin), float(vmax)
+
+    def kernel(self, image, params):
+        return value_range(image, self.vmin, self.vmax)
+
+
+def train_pipeline(size: int = 224, *, randaug: Any = "big_vision", area_range: Sequence[float] = (0.05, 1.0),
+                   precise: bool = False, generator: torch.Generator | None = None) -> v2.Compose:
+    """ViT-S/16's train pp ``decode_jpeg_and_inception_crop(224)|flip_lr|randaug(2,10)|value_range(-1,1)``.
+
+    Input: the encoded file (bytes) or a decoded image. ``randaug="big_vision"`` builds
+    ``torch_impl.augment.RandAugment17(2, 10)``; pass any v2 Transform instead, or ``None`` to skip it.
+    ``precise=False`` is big_vision's default decode (fast DCT, needs ``simplejpeg``).
+    """
+    if isinstance(randaug, str):
+        if randaug != "big_vision":
+            raise ValueError(f"train_pipeline: randaug must be 'big_vision', a Transform or None, got {randaug!r}")
+        try:
+            from torch_impl.augment import RandAugment17
+        except ImportError as e:
+            raise ImportError("train_pipeline: torch_impl.augment.RandAugment17 is not available; pass "
+                              "randaug=None (or your own transform)") from e
+        randaug = RandAugment17(2, 10, generator=generator)
+    steps = [DecodeJpegAndInceptionCrop(size, area_range=area_range, precise=precise, generator=generator),
+             FlipLR(generator=generator)]
+    if randaug is not None:
+        steps.append(randaug)
+    steps.append(ValueRange(-1, 1))
+    return v2.Compose(steps)
+
+
+def eval_pipeline(size: int = 224, resize_to: int = 256, *, precise: bool = False) -> v2.Compose:
+    """ViT-S/16's eval pp ``decode|resize_small(256)|central_crop(224)|value_range(-1,1)``."""
+    return v2.Compose([DecodeJpeg(precise=precise), ResizeSmall(resize_to), CentralCrop(size), ValueRange(-1, 1)])

@@ -12,7 +12,8 @@ samples are fixed (TF seed in the request, torch seed below), so the verdicts ar
 redrawn, while the negative controls score p < 1e-50. The rate of full-image boxes (the fallback, or a
 sampled box that happens to cover everything) is compared with a two-proportion z test, same bar.
 Negative controls that must be rejected: torchvision's RandomResizedCrop.get_params (scale 8%-100%,
-area uniform, centre-crop fallback) and a uniform-in-area sampler with TF's own 5% floor and ratios.
+area uniform, centre-crop fallback), a uniform-in-area sampler with TF's own 5% floor and ratios, and our
+sampler with offsets drawn from {0..H-h} instead of TF's {0..H-h-1}.
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ P_BAR = 1e-3
 TORCH_SEED = 20240611
 AREA_NEGATIVE_SIZES = {(375, 500), (224, 224)}
 FALLBACK_NEGATIVE_SIZES = {(10, 400), (100, 2660)}
+OFFSET_NEGATIVE_SIZES = {(33, 31)}
 
 
 def make_requests() -> dict[str, dict[str, np.ndarray]]:
@@ -107,6 +109,15 @@ def torchvision_rrc(height: int, width: int, n: int, seed: int) -> np.ndarray:
                      for _ in range(n)], np.int64)
 
 
+def inclusive_offsets(height: int, width: int, n: int, seed: int) -> np.ndarray:
+    """Negative control: our boxes, offsets redrawn from {0, .., H - h} (TF never returns H - h)."""
+    b = ours(height, width, n, seed).copy()
+    rng = np.random.default_rng(seed)
+    b[:, 0] = np.floor(rng.uniform(size=n) * (height - b[:, 2] + 1)).astype(np.int64)
+    b[:, 1] = np.floor(rng.uniform(size=n) * (width - b[:, 3] + 1)).astype(np.int64)
+    return b
+
+
 @_single_thread
 def uniform_area(height: int, width: int, n: int, seed: int, max_attempts: int = 100) -> np.ndarray:
     """Negative control: area fraction ~ U[0.05, 1], ratio ~ U[0.75, 1.33], whole image on failure."""
@@ -141,7 +152,8 @@ def _cache(fn):
 
 def checks(store) -> list[Check]:
     out = []
-    samplers = {"ours": ours, "torchvision_rrc": torchvision_rrc, "uniform_area": uniform_area}
+    samplers = {"ours": ours, "torchvision_rrc": torchvision_rrc, "uniform_area": uniform_area,
+                "inclusive_offsets": inclusive_offsets}
     sample = _cache(lambda which, h, w, n, seed: samplers[which](h, w, n, seed))
 
     def ks_check(rel, case, tag, op, stat, which, h, w, n, seed):
@@ -174,6 +186,9 @@ def checks(store) -> list[Check]:
             if (h, w) in AREA_NEGATIVE_SIZES:
                 for which in ("torchvision_rrc", "uniform_area"):
                     out.append(ks_check(rel, case, tag, op, "area", which, h, w, N_NEGATIVE, seed))
+            if (h, w) in OFFSET_NEGATIVE_SIZES:  # the off-by-one in TF's offsets is visible on small images
+                for stat in ("top", "left"):
+                    out.append(ks_check(rel, case, tag, op, stat, "inclusive_offsets", h, w, n, seed))
             if (h, w) in FALLBACK_NEGATIVE_SIZES:
                 out.append(full_check(rel, case, tag, op, "torchvision_rrc", h, w, N_NEGATIVE, seed))
     return out
