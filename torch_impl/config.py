@@ -48,6 +48,9 @@ class PPConfig:
     # big_vision's train op (tf.image.decode_and_crop_jpeg) and eval `decode` use TF's default fast DCT,
     # not INTEGER_ACCURATE: precise=False asks torch_impl.preprocess.decode_jpeg for the same.
     decode_precise: bool = False
+    # JPEG files go through torch_impl.fast_pipeline (libjpeg-turbo via simplejpeg) when it is installed;
+    # false: always torch_impl.preprocess.train_pipeline.
+    fast_decode: bool = True
 
 
 @dataclass

@@ -11,8 +11,8 @@
   infinite stream: position ``p`` of the stream is element ``p % n`` of the permutation for epoch
   ``p // n``, seeded by ``(seed, epoch)``. Step ``s`` consumes positions ``[s*B, (s+1)*B)``, so resuming at
   step ``s`` is one integer, and the stream is the same for any number of processes / accumulation steps.
-* Augmentation randomness is seeded per sample from ``(seed, position)``: the images do not depend on the
-  number of DataLoader workers or on which worker decodes them.
+* Augmentation randomness: every sample reseeds the pipeline's torch.Generator from ``(seed, position)``,
+  so the images do not depend on the number of DataLoader workers or on which worker decodes them.
 * Bad files: grayscale, CMYK, palette and PNG-in-.JPEG files are converted to RGB; a file that cannot be
   decoded at all is skipped (the next file of the stream is used instead) with a logged warning, and the
   batch carries a counter so the loop can report how many were skipped.
@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,7 +84,8 @@ def stratified_split(keys: Sequence[str], labels: Sequence[int], train_fraction:
 
     The holdout size is ``N - round(N * train_fraction)`` in total (tfds' ``train[:99%]`` of ImageNet's
     1,281,167 images has 1,268,355, and so does ours), shared among classes in proportion to their size
-    (largest remainders), with at least one image of every class on each side when a class has two or more.
+    (largest remainders), with at least one image of every class on each side when a class has two or more
+    (for tiny classes this takes precedence; the total is then restored from the other classes if possible).
     Inside a class the held-out files are those with the smallest ``sha256(seed:relative_path)``: stable
     across runs and machines, independent of the listing order. ``train_fraction=1`` holds out nothing.
     """
@@ -105,7 +105,15 @@ def stratified_split(keys: Sequence[str], labels: Sequence[int], train_fraction:
     order = sorted(range(len(classes)), key=lambda i: (-(quota[i] - take[i]), classes[i]))
     for i in order[:rest]:
         take[i] += 1
-    take = np.where(counts >= 2, np.clip(take, 1, counts - 1), 0)
+    # every class with 2+ images keeps at least one on each side; then restore the total where possible
+    lo, hi = np.where(counts >= 2, 1, 0), np.where(counts >= 2, counts - 1, 0)
+    take = np.clip(take, lo, hi)
+    while take.sum() > n_hold and (take > lo).any():
+        i = int(np.argmax(np.where(take > lo, take - quota, -np.inf)))
+        take[i] -= 1
+    while take.sum() < n_hold and (take < hi).any():
+        i = int(np.argmax(np.where(take < hi, quota - take, -np.inf)))
+        take[i] += 1
     hold = []
     for c, k in zip(classes, take):
         idx = np.flatnonzero(labels == c)
@@ -149,7 +157,7 @@ class ImageFiles(Dataset):
     undecodable files skipped to produce this item."""
 
     def __init__(self, files: FileList, indices: Sequence[int] | None = None,
-                 transform: Callable[[torch.Tensor], torch.Tensor] | None = None, *,
+                 transform: Pipeline | None = None, *,
                  decode_precise: bool = False, max_skips: int = 50):
         self.files = files
         self.indices = np.arange(len(files)) if indices is None else np.asarray(indices)
@@ -160,9 +168,23 @@ class ImageFiles(Dataset):
     def __len__(self):
         return len(self.indices)
 
-    def load(self, i: int) -> tuple[torch.Tensor, int]:
-        j = int(self.indices[i])
-        return load_rgb(self.files.root / self.files.rel_paths[j], precise=self.decode_precise), self.files.labels[j]
+    def path(self, i: int) -> Path:
+        return self.files.root / self.files.rel_paths[int(self.indices[i])]
+
+    def label(self, i: int) -> int:
+        return self.files.labels[int(self.indices[i])]
+
+    def _item(self, i: int, seed: int) -> torch.Tensor:
+        path = self.path(i)
+        data = path.read_bytes()
+        if self.transform is None:
+            return load_rgb(path, precise=self.decode_precise)
+        if data[:3] == b"\xff\xd8\xff":
+            try:
+                return self.transform(data, seed)
+            except Exception:  # noqa: BLE001 - CMYK, grayscale, truncated...: decode through PIL below
+                pass
+        return self.transform(load_rgb(path, precise=self.decode_precise), seed)
 
     def __getitem__(self, item):
         i, seed = item if isinstance(item, tuple) else (item, int(item))
@@ -170,15 +192,16 @@ class ImageFiles(Dataset):
         for attempt in range(self.max_skips + 1):
             k = (i + attempt) % len(self)
             try:
-                img, label = self.load(k)
+                img = self._item(k, seed)
                 break
-            except (OSError, ValueError, RuntimeError) as e:
+            except Exception as e:  # noqa: BLE001 - never let one file end the run
                 bad += 1
-                log.warning("skipping unreadable image (%s); using the next one instead", e)
+                log.warning("skipping unreadable image %s (%s: %s); using the next one instead", self.path(k),
+                            type(e).__name__, e)
         else:
-            raise RuntimeError(f"{self.max_skips + 1} unreadable images in a row starting at "
-                               f"{self.files.root / self.files.rel_paths[int(self.indices[i])]}: is the data corrupt?")
-        return {"image": _seeded(self.transform, img, seed), "label": label, "bad": bad}
+            raise RuntimeError(f"{self.max_skips + 1} unreadable images in a row starting at {self.path(i)}: "
+                               "is the data corrupt?")
+        return {"image": img, "label": self.label(k), "bad": bad}
 
 
 class SyntheticImages(Dataset):
@@ -186,7 +209,7 @@ class SyntheticImages(Dataset):
     item adds its own noise and brightness. Item ``i`` is a function of ``(seed, i)`` only."""
 
     def __init__(self, n: int, num_classes: int, size: int, *, seed: int = 0, offset: int = 0,
-                 transform: Callable[[torch.Tensor], torch.Tensor] | None = None):
+                 transform: Pipeline | None = None):
         self.n, self.num_classes, self.size, self.seed, self.offset = n, num_classes, size, seed, offset
         self.transform = transform
         g = np.random.default_rng([seed, 12345])
@@ -209,24 +232,8 @@ class SyntheticImages(Dataset):
 
     def __getitem__(self, item):
         i, seed = item if isinstance(item, tuple) else (item, int(item))
-        return {"image": _seeded(self.transform, self.raw(i), seed), "label": self.label(i), "bad": 0}
-
-
-def _seeded(transform, img, seed: int):
-    """Run ``transform`` with torch/numpy/python RNGs seeded by ``seed``, restoring the caller's states."""
-    if transform is None:
-        return img
-    py_state, np_state = random.getstate(), np.random.get_state()
-    with torch.random.fork_rng(devices=[]):
-        # the CPU generator only: torch.manual_seed would also queue a lazy CUDA seeding per call
-        torch.default_generator.manual_seed(seed)
-        random.seed(seed)
-        np.random.seed(seed % 2**32)
-        try:
-            return transform(img)
-        finally:
-            random.setstate(py_state)
-            np.random.set_state(np_state)
+        img = self.raw(i)
+        return {"image": img if self.transform is None else self.transform(img, seed), "label": self.label(i), "bad": 0}
 
 
 # ---------------------------------------------------------------------------- samplers
@@ -302,36 +309,60 @@ def make_loader(dataset: Dataset, sampler: Sampler, batch_size: int, *, num_work
 
 
 # ---------------------------------------------------------------------------- transforms
-def train_transform(pp) -> Callable[[torch.Tensor], torch.Tensor]:
-    """big_vision ``decode_jpeg_and_inception_crop(S)|flip_lr|randaug(N,M)|value_range(-1,1)`` on a decoded
-    uint8 image (decode+crop = decode then crop). ``pp`` is a config.PPConfig."""
+class Pipeline:
+    """A preprocessing pipeline driven by ONE torch.Generator, reseeded for every sample:
+    ``pipeline(x, seed)``. ``x`` is the encoded file (bytes) or a decoded uint8 (3, H, W) tensor.
+
+    ``fast`` (optional) handles JPEG bytes (torch_impl.fast_pipeline.FastTrainPipeline: libjpeg-turbo fast
+    DCT, crop/resize/flip in one gather); anything it refuses goes to ``slow``, the v2 Compose from
+    torch_impl.preprocess, which also takes decoded tensors (synthetic images, PIL-decoded CMYK/PNG files).
+    """
+
+    def __init__(self, slow: Callable, fast: Callable | None, generator: torch.Generator):
+        self.slow, self.fast, self.generator = slow, fast, generator
+
+    def __call__(self, x, seed: int) -> torch.Tensor:
+        if self.fast is not None and isinstance(x, (bytes, bytearray)):
+            self.generator.manual_seed(seed)
+            try:
+                return self.fast(bytes(x))
+            except Exception:  # noqa: BLE001 - e.g. progressive/CMYK JPEG: the general path below
+                pass
+        self.generator.manual_seed(seed)
+        return self.slow(x)
+
+
+def train_transform(pp) -> Pipeline:
+    """big_vision ``decode_jpeg_and_inception_crop(S)|flip_lr|randaug(N,M)|value_range(-1,1)``, composed from
+    torch_impl.preprocess.train_pipeline (and the fast JPEG path). ``pp`` is a config.PPConfig."""
     from torch_impl.augment import RandAugment17
-    from torch_impl.inception_crop import InceptionCrop
-    from torch_impl.preprocess import flip_lr, value_range
+    from torch_impl.preprocess import train_pipeline
 
-    crop = InceptionCrop(pp.crop_size, area_range=(pp.inception_area_min, 1.0))
-    randaug = RandAugment17(num_ops=pp.randaug_num_layers, magnitude=pp.randaug_magnitude) \
-        if pp.randaug_magnitude > 0 and pp.randaug_num_layers > 0 else None
+    g = torch.Generator()
+    use_ra = pp.randaug_magnitude > 0 and pp.randaug_num_layers > 0
+    ra = RandAugment17(pp.randaug_num_layers, pp.randaug_magnitude, generator=g) if use_ra else None
+    slow = train_pipeline(pp.crop_size, randaug=ra, area_range=(pp.inception_area_min, 1.0),
+                          precise=pp.decode_precise, generator=g)
+    if not pp.flip_lr:
+        slow = type(slow)([t for t in slow.transforms if type(t).__name__ != "FlipLR"])
+    fast = None
+    if pp.fast_decode:
+        try:
+            from torch_impl.fast_pipeline import FastTrainPipeline
+            import simplejpeg  # noqa: F401  - the fast path's decoder
+            fast = FastTrainPipeline(pp.crop_size, randaug=(pp.randaug_num_layers, pp.randaug_magnitude) if use_ra
+                                     else None, flip=pp.flip_lr, area_range=(pp.inception_area_min, 1.0),
+                                     fast_dct=not pp.decode_precise, generator=g)
+        except ImportError:
+            fast = None
+    return Pipeline(slow, fast, g)
 
-    def apply(img: torch.Tensor) -> torch.Tensor:
-        img = crop(img)
-        if pp.flip_lr:
-            img = flip_lr(img)
-        if randaug is not None:
-            img = randaug(img)
-        return value_range(img, -1.0, 1.0)
-    return apply
 
-
-def eval_transform(pp) -> Callable[[torch.Tensor], torch.Tensor]:
-    """big_vision ``decode|resize_small(R)|central_crop(S)|value_range(-1,1)``."""
-    from torch_impl.preprocess import central_crop, resize_small, value_range
-
-    def apply(img: torch.Tensor) -> torch.Tensor:
-        img = resize_small(img, pp.eval_resize_small)
-        img = central_crop(img, pp.crop_size)
-        return value_range(img, -1.0, 1.0)
-    return apply
+def eval_transform(pp) -> Pipeline:
+    """big_vision ``decode|resize_small(R)|central_crop(S)|value_range(-1,1)`` (torch_impl.preprocess.eval_pipeline)."""
+    from torch_impl.preprocess import eval_pipeline
+    return Pipeline(eval_pipeline(pp.crop_size, pp.eval_resize_small, precise=pp.decode_precise), None,
+                    torch.Generator())
 
 
 # ---------------------------------------------------------------------------- sources
@@ -411,5 +442,5 @@ def micro_batches(total: int, world_size: int, accum_steps: int) -> int:
 
 
 __all__ = ["FileList", "list_image_folder", "stratified_split", "load_rgb", "ImageFiles", "SyntheticImages",
-           "StepSampler", "ShardSampler", "make_loader", "train_transform", "eval_transform", "Splits",
+           "StepSampler", "ShardSampler", "make_loader", "Pipeline", "train_transform", "eval_transform", "Splits",
            "synthetic_splits", "folder_splits", "splits_from_arg"]

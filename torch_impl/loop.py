@@ -6,10 +6,12 @@ One global step = one optimizer update on ``input.batch_size`` images, whatever 
 the processes; each micro-batch loss is divided by ``accum``), so the update is the one of the whole batch.
 
 What is matched from big_vision and how:
-* mixup: one coefficient per step, ``a ~ Beta(p, p)``, ``a = max(a, 1 - a)``, drawn from an RNG folded with
-  the step (big_vision: ``fold_in(rng, step)``) so it is the same on every process and after a resume; the
-  batch is rolled by one inside each micro-batch (big_vision rolls inside each device's shard).
-* loss: softmax cross-entropy on (mixed) one-hot labels, mean over the batch.
+* mixup (torch_impl.mixup): one coefficient per step, ``a ~ Beta(p, p)``, ``a = max(a, 1 - a)``, drawn from
+  a generator seeded with (seed, step) (big_vision: ``fold_in(rng, step)``) so it is the same on every
+  process and after a resume; the batch is rolled by one inside each micro-batch (big_vision rolls inside
+  each device's shard, so with 8 devices x 128 it rolls within 128-image slices; micro-batches play the
+  devices' role here).
+* loss: torch_impl.loss.softmax_xent on (mixed) one-hot labels, mean over the micro-batch.
 * optimizer, clipping, weight decay, schedule: torch_impl.optim.build_optimizer (see there).
 * evaluation: top-1 and softmax_xent on val and minival every ``evals.<split>.log_steps`` and at the end.
 
@@ -113,20 +115,11 @@ def build_optimizer(cfg: TrainConfig, model: torch.nn.Module, total_steps: int):
                   grad_clip_norm=cfg.grad_clip_norm, mu_dtype=cfg.optax.mu_dtype)
 
 
-def _mixup_fn():
-    from torch_impl import train as tr
-    return tr.mixup
-
-
-def _xent_per_example(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """big_vision softmax_xent with reduction=False: -sum(labels * log_softmax(logits)) per example."""
-    return -(labels * F.log_softmax(logits.float(), dim=-1)).sum(-1)
-
-
 def mixup_coefficient(seed: int, step: int, p: float) -> float:
-    """big_vision get_mixup: a ~ Beta(p, p) then a = max(a, 1 - a); drawn from (seed, step)."""
-    a = float(np.random.default_rng([_mix(seed, 4), step]).beta(p, p))
-    return max(a, 1.0 - a)
+    """big_vision draws the mixup coefficient from its rng folded with the step; we seed a generator with
+    (seed, step): the same on every process, and after a resume."""
+    from torch_impl.mixup import sample_mixup_coefficient
+    return sample_mixup_coefficient(p, torch.Generator().manual_seed(_mix(seed, 4, step)))
 
 
 def accumulation(cfg: TrainConfig, world: int) -> tuple[int, int]:
@@ -163,6 +156,7 @@ def evaluate(model, dataset, *, batch_size: int, d: Dist, amp: torch.dtype | Non
     n = len(dataset) if max_examples is None else min(len(dataset), max_examples)
     sampler = ShardSampler(n, rank=d.rank, world_size=d.world_size, seed=seed)
     per_rank = max(1, batch_size // d.world_size)
+    from torch_impl.loss import softmax_xent
     model.eval()
     sums = torch.zeros(3, dtype=torch.float64, device=d.device)  # correct, loss, count
     for batch in make_loader(dataset, sampler, per_rank, num_workers=num_workers, pin_memory=d.device.type == "cuda"):
@@ -173,7 +167,7 @@ def evaluate(model, dataset, *, batch_size: int, d: Dist, amp: torch.dtype | Non
         logits = (out[0] if isinstance(out, tuple) else out).float()
         onehot = F.one_hot(y, logits.shape[-1]).float()
         sums[0] += (logits.argmax(-1) == y).sum().double()
-        sums[1] += _xent_per_example(logits, onehot).sum().double()
+        sums[1] += softmax_xent(logits, onehot, reduction=False).sum().double()
         sums[2] += y.numel()
     _all_reduce_sum(sums, d)
     model.train()
@@ -266,7 +260,9 @@ def _train(cfg, splits, workdir, d: Dist, resume, metadata, stop_after_step, ech
     loader = make_loader(splits.train, sampler, micro, num_workers=cfg.input.num_workers,
                          pin_memory=d.device.type == "cuda")
     batches = iter(loader)
-    mixup = _mixup_fn() if cfg.mixup.p > 0 else None
+    from torch_impl.loss import softmax_xent
+    from torch_impl.mixup import mixup as _mixup
+    mixup = _mixup if cfg.mixup.p > 0 else None
     say(f"train: {splits.description}")
     say(f"train: {total} steps of {B} images ({d.world_size} process(es) x {accum} accumulation x {micro}), "
         f"device {d.device}, autocast {amp}, compile {cfg.runtime.compile}, workdir {workdir}")
@@ -300,7 +296,7 @@ def _train(cfg, splits, workdir, d: Dist, resume, metadata, stop_after_step, ech
                 with _autocast(d, amp):
                     out = net(x)
                 logits = out[0] if isinstance(out, tuple) else out
-                loss = _xent_per_example(logits, y).mean() / accum
+                loss = softmax_xent(logits.float(), y) / accum
                 loss.backward()
             loss_sum += loss.detach()
         # the loss of the global batch (mean over processes), checked before the update is applied
