@@ -1,0 +1,268 @@
+"""Unit tests of torch_impl.schedule / optim / mixup / loss / train (the parity family `optimizer` compares
+them with big_vision; these test our own contracts: resume, dtypes, errors, conversions)."""
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+from torch import nn
+
+from torch_impl import schedule as S
+from torch_impl.loss import softmax_xent
+from torch_impl.mixup import mixup, sample_mixup_coefficient
+from torch_impl.model import ViT
+from torch_impl.optim import (BigVisionAdam, big_vision_names, build_optimizer, clip_by_global_norm,
+                              decayed_names, global_norm, wd_multipliers)
+from torch_impl.train import loss_and_grad, train_step
+
+SCHED = dict(warmup_steps=2, decay_type="cosine")
+
+
+def tiny_vit(seed=0):
+    return ViT(10, variant=None, width=32, depth=1, mlp_dim=64, num_heads=2, patch_size=8, rep_size=True,
+               head_zeroinit=False, generator=torch.Generator().manual_seed(seed))
+
+
+def batch(seed, n=4):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand((n, 3, 16, 16), generator=g) * 2 - 1
+    y = nn.functional.one_hot(torch.randint(0, 10, (n,), generator=g), 10).float()
+    return x, y
+
+
+def run(model, opt, sched, steps, start=0, **kw):
+    for s in range(start, start + steps):
+        x, y = batch(s)
+        train_step(model, opt, sched, x, y, mixup_a=0.8, **kw)
+
+
+# ---- schedule -------------------------------------------------------------------------------------
+def test_vit_s16_steps_and_rounding():
+    assert S.VIT_S16_TRAIN_EXAMPLES == 1_268_355
+    assert S.big_vision_steps(90, S.VIT_S16_TRAIN_EXAMPLES, 1024) == 111_477
+    assert S.big_vision_steps(90, S.IMAGENET_TRAIN_EXAMPLES, 1024) == 112_603
+    assert S.big_vision_steps(2.5, 1, 1) == 2 and S.big_vision_steps(3.5, 1, 1) == 4  # Python round: ties to even
+    assert S.big_vision_steps(0.0001, 1000, 100) == 1 and S.big_vision_steps(0, 1000, 100) == 0
+
+
+def test_warmup_starts_from_zero_and_peaks():
+    f = S.make_schedule(total_steps=1000, warmup_steps=100, decay_type="cosine")
+    assert f(0) == 0.0 and f(100) == 1.0 and f(1000) == 0.0
+    assert 0.0 < f(50) < 1.0
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(total_steps=10, warmup_steps=10), "warmup"),
+    (dict(total_steps=10, decay_type="exp"), "decay_type"),
+    (dict(total_steps=10, warmup_stpes=3), "unknown schedule option"),
+    (dict(total_steps=10, decay_type="stair", steps=[3, 6], mults=[0.1]), "mults"),
+    (dict(total_steps=10, warmup_percent=5), "percent"),
+    (dict(total_steps=10, warmup_steps=2, warmup_epochs=1, data_size=10, batch_size=1), "only one"),
+])
+def test_schedule_errors(kw, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        S.make_schedule(**kw)
+
+
+def test_lr_scheduler_is_lambdalr_over_updates():
+    p = nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=0.5)
+    sched = S.lr_scheduler(opt, SCHED, total_steps=6)
+    f = S.schedule_from_config(SCHED, total_steps=6)
+    for k in range(6):
+        assert opt.param_groups[0]["lr"] == pytest.approx(0.5 * f(k), rel=1e-12, abs=0)
+        opt.step()
+        sched.step()
+
+
+def test_schedule_dict_defaults_to_stair_like_big_vision():
+    f = S.schedule_from_config({"warmup_steps": 2}, total_steps=10)
+    assert [f(k) for k in range(5)] == [0.0, 0.5, 1.0, 1.0, 1.0]
+
+
+# ---- optimizer ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("mu_dtype", ["float32", "bfloat16"])
+def test_state_dict_resume_is_bit_identical(mu_dtype):
+    model = tiny_vit()
+    opt, sched = build_optimizer(model, lr=1e-3, wd=1e-4, total_steps=8, schedule=SCHED, grad_clip_norm=1.0,
+                                 mu_dtype=mu_dtype)
+    run(model, opt, sched, 3)
+    buf = io.BytesIO()
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict()}, buf)
+    run(model, opt, sched, 3, start=3)
+    expected = {k: v.clone() for k, v in model.state_dict().items()}
+
+    buf.seek(0)
+    ckpt = torch.load(buf, weights_only=False)
+    model2 = tiny_vit(seed=1)
+    opt2, sched2 = build_optimizer(model2, lr=1e-3, wd=1e-4, total_steps=8, schedule=SCHED, grad_clip_norm=1.0,
+                                   mu_dtype=mu_dtype)
+    model2.load_state_dict(ckpt["model"])
+    opt2.load_state_dict(ckpt["opt"])
+    sched2.load_state_dict(ckpt["sched"])
+    for st in opt2.state.values():
+        assert st["mu"].dtype == getattr(torch, mu_dtype) and st["nu"].dtype == torch.float32
+    run(model2, opt2, sched2, 3, start=3)
+    for k, v in model2.state_dict().items():
+        assert torch.equal(v, expected[k]), k
+
+
+def test_bf16_moment_dtype_and_weak_b1():
+    p = nn.Parameter(torch.zeros(4))
+    opt = BigVisionAdam([p], lr=1.0, mu_dtype="bfloat16")
+    p.grad = torch.ones(4)
+    opt.step()
+    mu = opt.state[p]["mu"]
+    assert mu.dtype == torch.bfloat16
+    assert torch.equal(mu.float(), torch.full((4,), 0.1).bfloat16().float())
+    p.grad = torch.zeros(4)
+    opt.step()
+    # b1 acts as bf16(0.9) = 0.8984375 on the stored moment: 0.1 (bf16) * 0.8984375, then rounded to bf16
+    want = (torch.tensor(0.1).bfloat16().float() * 0.8984375).bfloat16()
+    assert torch.equal(opt.state[p]["mu"], torch.full((4,), want.item(), dtype=torch.bfloat16))
+
+
+def test_weight_decay_not_multiplied_by_lr_and_kernels_only():
+    model = nn.Sequential(nn.Linear(3, 2), nn.LayerNorm(2))
+    for p in model.parameters():
+        nn.init.constant_(p, 1.0)
+    opt, sched = build_optimizer(model, lr=1e-3, wd=0.1, total_steps=10, schedule={"decay_type": "stair"})
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)  # Adam direction 0: only weight decay moves the parameters
+    opt.step()
+    names = big_vision_names(model)
+    for t, p in model.named_parameters():
+        want = 1.0 - 0.1 if names[t].endswith("/kernel") else 1.0  # wd * schedule(=1) * p, no lr factor
+        assert torch.allclose(p, torch.full_like(p, want), rtol=0, atol=1e-7), (t, names[t])
+    assert decayed_names(model) == ["0/kernel"]
+
+
+def test_torch_adamw_conversion_matches():
+    """torch AdamW with weight_decay = wd / lr on the kernels follows big_vision's decoupled decay."""
+    torch.manual_seed(0)
+    a, b = tiny_vit(), tiny_vit()
+    lr, wd = 1e-3, 1e-4
+    opt_a, sch_a = build_optimizer(a, lr=lr, wd=wd, total_steps=6, schedule=SCHED)
+    names = big_vision_names(b)
+    groups = [{"params": [p for t, p in b.named_parameters() if names[t].endswith("/kernel")], "weight_decay": wd / lr},
+              {"params": [p for t, p in b.named_parameters() if not names[t].endswith("/kernel")], "weight_decay": 0.0}]
+    opt_b = torch.optim.AdamW(groups, lr=lr, eps=1e-8)
+    sch_b = S.lr_scheduler(opt_b, SCHED, total_steps=6)
+    run(a, opt_a, sch_a, 4)
+    run(b, opt_b, sch_b, 4)
+    for (n, pa), pb in zip(a.named_parameters(), b.parameters()):
+        if n.endswith("attn.key.bias"):  # zero gradient: Adam amplifies rounding noise (see docs)
+            continue
+        torch.testing.assert_close(pa, pb, rtol=0, atol=2e-6, msg=n)
+
+
+def test_wd_mults_first_match_and_errors():
+    names = ["a/kernel", "a/bias", "LayerNorm_0/scale"]
+    assert wd_multipliers(names, [(".*/kernel$", 2.0), (".*", 1.0)]) == {"a/kernel": 2.0, "a/bias": 1.0,
+                                                                         "LayerNorm_0/scale": 1.0}
+    with pytest.raises(ValueError, match="never start with '/'"):
+        wd_multipliers(names, [("/a/kernel", 1.0)])
+
+
+def test_vit_decays_every_kernel_and_nothing_else():
+    model = tiny_vit()
+    names = set(big_vision_names(model).values())
+    assert decayed_names(model) == sorted(n for n in names if n.endswith("/kernel"))
+    assert "embedding/kernel" in decayed_names(model) and "head/kernel" in decayed_names(model)
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(lr=0.0), "lr must be"),
+    (dict(lr=1e-3, mu_dtype="float16"), "mu_dtype"),
+    (dict(lr=1e-3, grad_clip_norm=0.0), "grad_clip_norm"),
+    (dict(lr=1e-3, weight_decay=-1.0), "weight_decay"),
+    (dict(lr=1e-3, b1=1.0), "b1"),
+])
+def test_optimizer_errors(kw, match):
+    with pytest.raises(ValueError, match=match):
+        BigVisionAdam([nn.Parameter(torch.zeros(2))], **kw)
+
+
+def test_rejects_low_precision_params_and_mismatched_resume():
+    with pytest.raises(TypeError, match="float32"):
+        BigVisionAdam([nn.Parameter(torch.zeros(2, dtype=torch.bfloat16))], lr=1e-3)
+    p = nn.Parameter(torch.zeros(2))
+    a = BigVisionAdam([p], lr=1e-3, mu_dtype="bfloat16")
+    p.grad = torch.ones(2)
+    a.step()
+    b = BigVisionAdam([p], lr=1e-3, mu_dtype="float32")
+    with pytest.raises(ValueError, match="mu_dtype"):
+        b.load_state_dict(a.state_dict())
+
+
+def test_build_optimizer_errors():
+    with pytest.raises(ValueError, match="wd"):
+        build_optimizer(tiny_vit(), lr=1e-3, wd=-1, total_steps=10, schedule=SCHED)
+    with pytest.raises(ValueError, match="total_steps"):
+        build_optimizer(tiny_vit(), lr=1e-3, wd=0, total_steps=10.5, schedule=SCHED)
+
+
+def test_train_step_refuses_double_clipping():
+    model = tiny_vit()
+    opt, sched = build_optimizer(model, lr=1e-3, wd=0, total_steps=10, schedule=SCHED, grad_clip_norm=1.0)
+    x, y = batch(0)
+    with pytest.raises(ValueError, match="already clips"):
+        train_step(model, opt, sched, x, y, grad_clip_norm=1.0)
+
+
+def test_clip_by_global_norm_like_optax():
+    ts = [torch.tensor([3.0]), torch.tensor([4.0])]
+    same, n = clip_by_global_norm(ts, 5.5)
+    assert same[0] is ts[0] and float(n) == 5.0
+    out, _ = clip_by_global_norm(ts, 1.0)
+    assert float(global_norm(out)) == pytest.approx(1.0, abs=1e-7)
+    assert torch.equal(out[0], (ts[0] / 5.0) * 1.0)
+
+
+# ---- mixup, loss, accumulation --------------------------------------------------------------------
+def test_mixup_rolls_forward_by_one():
+    x = torch.arange(4.0).reshape(4, 1)
+    y = torch.eye(4)
+    mx, my = mixup(x, y, 0.75)
+    assert mx.flatten().tolist() == [0.75 * 0 + 0.25 * 3, 0.75 * 1 + 0.25 * 0, 0.75 * 2 + 0.25 * 1, 0.75 * 3 + 0.25 * 2]
+    assert my[0].tolist() == [0.75, 0, 0, 0.25]
+    sx, _ = mixup(x, y, 0.75, shards=2)  # per-device roll: [1, 0 | 3, 2]
+    assert sx.flatten().tolist() == [0.75 * 0 + 0.25 * 1, 0.75 * 1 + 0.25 * 0, 0.75 * 2 + 0.25 * 3, 0.75 * 3 + 0.25 * 2]
+    with pytest.raises(ValueError, match="shards"):
+        mixup(x, y, 0.7, shards=3)
+    with pytest.raises(TypeError, match="float"):
+        mixup(x, torch.arange(4), 0.7)
+
+
+def test_mixup_coefficient_sampler():
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    a = [sample_mixup_coefficient(0.2, g1) for _ in range(200)]
+    assert a == [sample_mixup_coefficient(0.2, g2) for _ in range(200)]
+    assert min(a) >= 0.5 and max(a) <= 1.0
+    with pytest.raises(ValueError, match="positive"):
+        sample_mixup_coefficient(0.0)
+
+
+def test_softmax_xent_equals_soft_cross_entropy():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn((6, 5), generator=g)
+    labels = torch.softmax(torch.randn((6, 5), generator=g), -1)
+    torch.testing.assert_close(softmax_xent(logits, labels), nn.functional.cross_entropy(logits, labels))
+    with pytest.raises(ValueError, match="one-hot"):
+        softmax_xent(logits, torch.arange(6))
+
+
+def test_gradient_accumulation_equals_one_big_batch():
+    model = tiny_vit()
+    x, y = batch(0, n=8)
+    loss1 = loss_and_grad(model, x, y)
+    g1 = [p.grad.clone() for p in model.parameters()]
+    loss4 = loss_and_grad(model, x, y, accum_steps=4)
+    torch.testing.assert_close(loss4, loss1, rtol=1e-6, atol=0)
+    for (n, p), g in zip(model.named_parameters(), g1):
+        if n.endswith("attn.key.bias"):  # exactly-zero gradient, rounding noise only
+            continue
+        assert float((p.grad - g).abs().max() / g.abs().max()) < 1e-5, n
+    with pytest.raises(ValueError, match="divide"):
+        loss_and_grad(model, x, y, accum_steps=3)
