@@ -1,0 +1,198 @@
+"""The training loop end to end on CPU: tiny ViT, tiny generated ImageFolder (seconds per test)."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from torch_impl import checkpoint as C
+from torch_impl.config import apply_overrides, get_config
+from torch_impl.data import Splits, folder_splits, synthetic_splits
+from torch_impl.loop import TrainingDiverged, train
+from torch_impl.metrics import read_jsonl
+
+COLOURS = [(220, 30, 30), (30, 200, 40), (40, 60, 220), (230, 220, 40)]
+
+
+def tiny_cfg(**extra):
+    over = {
+        "total_epochs": None, "total_steps": 30, "num_classes": 4, "seed": 0,
+        "input.batch_size": 8, "input.num_workers": 0, "input.data.split": "train[:90%]",
+        "input.pp.crop_size": 16, "input.pp.eval_resize_small": 18, "input.pp.inception_area_min": 0.5,
+        "input.pp.randaug_magnitude": 0,   # colour classes: Invert/Solarize would relabel them
+        "model.variant": "Ti/4", "model.width": 16, "model.depth": 1, "model.mlp_dim": 32, "model.num_heads": 2,
+        "lr": 0.02, "schedule.warmup_steps": 3, "mixup.p": 0.2,
+        "log_training_steps": 1, "ckpt_steps": 10, "runtime.progress": False, "runtime.tensorboard": False,
+        "evals.val.log_steps": 15, "evals.minival.log_steps": 15,
+        "evals.val.batch_size": 16, "evals.minival.batch_size": 16,
+    }
+    over.update(extra)
+    return apply_overrides(get_config("vit_s16_i1k"), over)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """train/ and val/ with 4 colour classes (JPEG and PNG files, noisy, 20..28 px)."""
+    root = tmp_path_factory.mktemp("imagefolder")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 12), ("val", 4)):
+        for c, col in enumerate(COLOURS):
+            d = root / split / f"n{c:08d}"
+            d.mkdir(parents=True)
+            for j in range(n):
+                h, w = rng.integers(20, 29, size=2)
+                img = np.clip(np.array(col)[None, None] + rng.normal(0, 30, (h, w, 3)), 0, 255).astype(np.uint8)
+                fmt = "PNG" if j % 4 == 3 else "JPEG"
+                Image.fromarray(img).save(d / f"{split}_{c}_{j}.{'png' if fmt == 'PNG' else 'JPEG'}", format=fmt)
+    return root
+
+
+def _quiet(*a, **k):
+    pass
+
+
+def test_end_to_end_loss_falls_eval_runs_checkpoint_written(folder, tmp_path):
+    cfg = tiny_cfg(**{"runtime.tensorboard": True})
+    splits = folder_splits(cfg, folder)
+    assert len(splits.minival) == 5 and len(splits.train) == 43 and len(splits.val) == 16
+    r = train(cfg, splits, tmp_path / "run", echo=_quiet)
+    losses = [r.losses[s] for s in sorted(r.losses)]
+    assert len(losses) == 30 and all(np.isfinite(losses))
+    assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.3, losses
+    assert abs(losses[0] - np.log(4)) < 1e-5          # zero-init head: uniform logits at step 1
+    assert {"val@15", "minival@15", "val@30", "minival@30"} <= set(r.evals)
+    assert r.evals["val@30"]["n"] == 16 and r.evals["minival@30"]["n"] == 5
+    assert r.evals["val@30"]["prec@1"] >= 0.5
+    ck = C.last_checkpoint(tmp_path / "run" / "checkpoints")
+    assert ck is not None and ck.name == "ckpt_00000030.pt" and ck == r.checkpoint
+    assert not list((tmp_path / "run" / "checkpoints").glob("*.tmp"))
+    state = C.load_checkpoint(ck)
+    assert state["step"] == 30 and "rng" in state and state["config"]["lr"] == 0.02
+    # the bf16 first moment is stored as bf16 in the checkpoint
+    dtypes = {v.dtype for s in state["optimizer"]["state"].values() for v in s.values() if torch.is_tensor(v)}
+    assert torch.bfloat16 in dtypes
+    rows = read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    assert {r_["split"] for r_ in rows} == {"train", "val", "minival"}
+    assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
+    meta = json.loads((tmp_path / "run" / "metadata.json").read_text())
+    assert meta["total_steps"] == 30 and meta["config"]["model"]["width"] == 16
+
+
+def test_kill_and_resume_is_bit_identical(folder, tmp_path):
+    cfg = tiny_cfg(**{"total_steps": 12, "ckpt_steps": 4, "evals.val.log_steps": 0,
+                      "evals.minival.log_steps": 0})
+    full = train(cfg, folder_splits(cfg, folder), tmp_path / "a", echo=_quiet)
+    # "killed" after step 7: the last checkpoint is step 4, steps 5..7 are lost and recomputed
+    part = train(cfg, folder_splits(cfg, folder), tmp_path / "b", stop_after_step=7, echo=_quiet)
+    assert max(part.losses) == 7 and C.last_checkpoint(tmp_path / "b" / "checkpoints").name == "ckpt_00000004.pt"
+    res = train(cfg, folder_splits(cfg, folder), tmp_path / "b", resume=True, echo=_quiet)
+    assert sorted(res.losses) == list(range(5, 13))
+    for s in range(5, 13):
+        assert res.losses[s] == full.losses[s], (s, res.losses[s], full.losses[s])   # bit-identical
+    for s in range(1, 8):
+        assert part.losses[s] == full.losses[s]
+    a = C.load_checkpoint(C.last_checkpoint(tmp_path / "a" / "checkpoints"))
+    b = C.load_checkpoint(C.last_checkpoint(tmp_path / "b" / "checkpoints"))
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    # the JSONL log of the resumed run has each step once
+    steps = [r["step"] for r in read_jsonl(tmp_path / "b" / "metrics.jsonl") if r["split"] == "train"]
+    assert steps == sorted(set(steps)) and steps[-1] == 12
+
+
+def test_gradient_accumulation_equals_the_whole_batch(folder, tmp_path):
+    """Same global batch, 2 micro-batches: same data, same update (up to float summation order)."""
+    base = {"total_steps": 4, "evals.val.log_steps": 0, "evals.minival.log_steps": 0, "mixup.p": 0.0}
+    one = train(tiny_cfg(**base), folder_splits(tiny_cfg(**base), folder), tmp_path / "one", echo=_quiet)
+    acc = tiny_cfg(**base, **{"runtime.grad_accum_steps": 2})
+    two = train(acc, folder_splits(acc, folder), tmp_path / "two", echo=_quiet)
+    np.testing.assert_allclose([two.losses[s] for s in range(1, 5)], [one.losses[s] for s in range(1, 5)],
+                               rtol=2e-6, atol=1e-6)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank, world, port, folder, workdir, overrides, out):
+    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(world),
+                       "RANK": str(rank), "LOCAL_RANK": str(rank)})
+    torch.set_num_threads(1)
+    cfg = tiny_cfg(**overrides)
+    r = train(cfg, folder_splits(cfg, folder), workdir, echo=_quiet)
+    if rank == 0:
+        torch.save({"losses": r.losses, "evals": r.evals}, out)
+
+
+@pytest.mark.slow
+def test_ddp_two_gloo_processes_equal_one_process_same_global_batch(folder, tmp_path):
+    import torch.multiprocessing as mp
+    over = {"total_steps": 6, "ckpt_steps": 6, "evals.val.log_steps": 6, "evals.minival.log_steps": 0}
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(folder), str(tmp_path / "ddp"), over,
+                                str(tmp_path / "ddp.pt")), nprocs=2, join=True)
+    ddp = torch.load(tmp_path / "ddp.pt")
+    # one process, the same global batch of 8 as 2 micro-batches of 4 (each DDP process runs one of them:
+    # the same images, the same per-micro-batch mixup roll)
+    cfg = tiny_cfg(**over, **{"runtime.grad_accum_steps": 2})
+    single = train(cfg, folder_splits(cfg, folder), tmp_path / "single", echo=_quiet)
+    np.testing.assert_allclose([ddp["losses"][s] for s in range(1, 7)], [single.losses[s] for s in range(1, 7)],
+                               rtol=1e-5, atol=1e-6)
+    assert ddp["evals"]["val@6"]["n"] == single.evals["val@6"]["n"] == 16
+    assert abs(ddp["evals"]["val@6"]["loss"] - single.evals["val@6"]["loss"]) < 1e-4
+    a = C.load_checkpoint(C.last_checkpoint(tmp_path / "ddp" / "checkpoints"))
+    b = C.load_checkpoint(C.last_checkpoint(tmp_path / "single" / "checkpoints"))
+    assert a["world_size"] == 2 and len(a["rng"]) == 2
+    # Adam divides by sqrt(v): a gradient that is ~0 (summed in another order by DDP) can still move its
+    # parameter by a fraction of lr, so parameters are compared to 1% of one lr-sized step.
+    for k in b["model"]:
+        torch.testing.assert_close(a["model"][k], b["model"][k], rtol=1e-4, atol=0.01 * cfg.lr)
+
+
+class _NaNAfter(torch.utils.data.Dataset):
+    def __init__(self, inner, bad_from):
+        self.inner, self.bad_from = inner, bad_from
+
+    def __len__(self):
+        return len(self.inner)
+
+    def __getitem__(self, item):
+        out = dict(self.inner[item])
+        if self.bad_from <= 0:
+            out["image"] = torch.full_like(out["image"], float("nan"))
+        return out
+
+
+def test_nan_guard_stops_and_names_the_last_good_checkpoint(tmp_path):
+    cfg = tiny_cfg(**{"total_steps": 10, "ckpt_steps": 2, "evals.val.log_steps": 0, "evals.minival.log_steps": 0})
+    sp = synthetic_splits(cfg, n_train=64, n_val=8)
+    r = train(cfg, sp, tmp_path / "ok", echo=_quiet, stop_after_step=3)
+    assert r.checkpoint.name == "ckpt_00000002.pt"
+    bad = Splits(_NaNAfter(sp.train, 0), sp.minival, sp.val, sp.num_classes, "nan")
+    with pytest.raises(TrainingDiverged, match=r"non-finite training loss .* step 3.*ckpt_00000002\.pt"):
+        train(cfg, bad, tmp_path / "ok", resume=True, echo=_quiet)
+    # the bad update was not applied and no checkpoint was written after it
+    assert C.last_checkpoint(tmp_path / "ok" / "checkpoints").name == "ckpt_00000002.pt"
+
+
+def test_total_steps_follow_big_vision_rounding():
+    from torch_impl.loop import resolve_total_steps
+    cfg = get_config("vit_s16_i1k")
+    assert resolve_total_steps(cfg, 1_281_167) == 112_603      # train (100%)
+    assert resolve_total_steps(cfg, 1_268_355) == 111_477      # train[:99%], what big_vision trains on
+
+
+@pytest.mark.gpu
+def test_gpu_bf16_autocast_steps(tmp_path):
+    cfg = tiny_cfg(**{"total_steps": 20, "runtime.device": "cuda", "evals.val.log_steps": 20,
+                      "evals.minival.log_steps": 0})
+    sp = synthetic_splits(cfg, n_train=256, n_val=32)
+    r = train(cfg, sp, tmp_path / "gpu", echo=_quiet)
+    assert all(np.isfinite(list(r.losses.values())))
+    assert r.evals["val@20"]["n"] == 32
