@@ -192,3 +192,35 @@ def checks(store) -> list[Check]:
             if (h, w) in FALLBACK_NEGATIVE_SIZES:
                 out.append(full_check(rel, case, tag, op, "torchvision_rrc", h, w, N_NEGATIVE, seed))
     return out
+
+
+def figures(store, results, outdir) -> list:
+    """Area-fraction and aspect histograms at 375x500: big_vision (TF), ours, torchvision RandomResizedCrop."""
+    from pathlib import Path
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rel = next((r for r in store.files(NAME) if r.endswith("/375x500.npz")), None)
+    if rel is None:
+        return []
+    h, w = 375, 500
+    seed = TORCH_SEED + 31 * h + w
+    series = {"big_vision (TF)": store.load(rel)["boxes_train"], "ours": ours(h, w, N_TRAIN, seed),
+              "torchvision RandomResizedCrop": torchvision_rrc(h, w, N_NEGATIVE, seed)}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for label, boxes in series.items():
+        st = box_stats(boxes, h, w)
+        axes[0].hist(st["area"], bins=60, range=(0, 1), density=True, histtype="step", label=label)
+        axes[1].hist(st["aspect"], bins=60, range=(0.7, 1.4), density=True, histtype="step", label=label)
+    axes[0].set(title="crop area fraction (375x500): TF density ~ 1/sqrt(A)", xlabel="h*w / (H*W)")
+    axes[1].set(title="crop aspect ratio w/h", xlabel="w / h")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "inception_crop_area_aspect.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [path]
