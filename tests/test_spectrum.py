@@ -162,3 +162,18 @@ def test_cli_errors_are_clear(tmp_path, capsys):
         assert cli.main(["spectrum", "--n", "12", "--magnitude", "7", "--out", str(tmp_path / "o")]) == 2
         assert "no big_vision spectrum recorded for magnitude [7]" in capsys.readouterr().err
     assert cli.main(["spectrum", "--n", "1", "--out", str(tmp_path / "o")]) == 2
+
+
+def test_cli_reports_a_magnitude_our_transform_refuses(tmp_path, monkeypatch, capsys):
+    if not FixtureStore().files("randaug_spectrum"):
+        pytest.skip("no randaug_spectrum fixtures recorded")
+
+    def refusing(magnitude, **kw):
+        def make(generator):
+            raise ValueError(f"magnitude {magnitude} not supported")
+        return make
+    monkeypatch.setattr(S, "ours", refusing)
+    out = tmp_path / "spec"
+    assert cli.main(["spectrum", "--n", "4", "--magnitude", "10", "--out", str(out)]) == 1
+    assert "refused it (magnitude 10 not supported)" in capsys.readouterr().err
+    assert (out / "spectrum_m10_histogram.png").exists()  # big_vision and torchvision are still plotted
