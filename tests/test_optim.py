@@ -19,6 +19,15 @@ from torch_impl.train import loss_and_grad, train_step
 SCHED = dict(warmup_steps=2, decay_type="cosine")
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models: intra-op threads only add contention on a shared 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def tiny_vit(seed=0):
     return ViT(10, variant=None, width=32, depth=1, mlp_dim=64, num_heads=2, patch_size=8, rep_size=True,
                head_zeroinit=False, generator=torch.Generator().manual_seed(seed))

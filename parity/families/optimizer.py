@@ -169,6 +169,11 @@ def _trajectory(data, run, factory, *, clip_in_step=False):
     """Train the tiny ViT K steps with (optimizer, scheduler) = factory(model); returns losses, params
     (big_vision names and layouts) after every step, and the optimizer."""
     from torch_impl import convert, train
+    with _one_thread():
+        return _trajectory_impl(data, run, factory, clip_in_step, convert, train)
+
+
+def _trajectory_impl(data, run, factory, clip_in_step, convert, train):
     model = _tiny_model(data)
     opt, sched = factory(model)
     images, labels = _batches(data)
@@ -182,6 +187,16 @@ def _trajectory(data, run, factory, *, clip_in_step=False):
 
 
 _CACHE: dict = {}
+
+
+class _one_thread:
+    """Tiny tensors: intra-op threads only add contention (8 s instead of 0.25 s on a loaded 2-core box)."""
+    def __enter__(self):
+        self.n = torch.get_num_threads()
+        torch.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        torch.set_num_threads(self.n)
 
 
 def _cached(key, fn):
@@ -351,8 +366,7 @@ def _schedule_checks(store, rel) -> list[Check]:
                 for k in range(total + 1):
                     if k in want:
                         got[k] = opt.param_groups[0]["lr"]
-                    opt.step()
-                    sched.step()
+                    sched.step()  # no optimizer.step(): only the lr values are compared
             errs = {k: abs(got[k] - want[k]) for k in want}
             k = max(errs, key=errs.get)
             return errs[k], f"worst at update {k}: torch lr factor {got[k]:.9g} vs big_vision {want[k]:.9g}"
@@ -516,7 +530,8 @@ def _trajectory_checks(store, rel) -> list[Check]:
             x, y = mixup(images[0], labels[0], float(data["mixup_a"][0]))
             model.train()
             steps = decode_spec(data["spec"])["accum_steps"] if accum else 1
-            loss = float(train.loss_and_grad(model, x, y, accum_steps=steps))
+            with _one_thread():
+                loss = float(train.loss_and_grad(model, x, y, accum_steps=steps))
             ref_loss = float(data["loss0_accum" if accum else "loss0"])
             ours = _grads_bv(model)
             ref = _tree(data, "grads_accum:" if accum else "grads:")
@@ -541,7 +556,8 @@ def _trajectory_checks(store, rel) -> list[Check]:
         images, labels = _batches(data)
         from torch_impl.mixup import mixup
         x, y = mixup(images[0], labels[0], float(data["mixup_a"][0]))
-        train.loss_and_grad(model, x, y)
+        with _one_thread():
+            train.loss_and_grad(model, x, y)
         ours, ref = _grads_bv(model), _tree(data, "grads:")
         scale = max(float(np.abs(v).max()) for v in ref.values())
         worst = max(max(float(np.abs(ours[n]).max()), float(np.abs(ref[n]).max())) for n in ref if _invariant(n))
