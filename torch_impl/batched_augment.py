@@ -118,43 +118,56 @@ def _round_half_away(v):
     return t + torch.sign(v) * ((v - t).abs() >= 0.5).to(v.dtype)
 
 
-def _projective(x, a0, a1, a2, b0, b1, b2, fill):
-    """Nearest-neighbour projective sampling, per-sample float32 coefficients of shape (n, 1, 1)."""
-    n, c, h, w = x.shape
-    ys = torch.arange(h, dtype=_F32, device=x.device).view(1, h, 1)
-    xs = torch.arange(w, dtype=_F32, device=x.device).view(1, 1, w)
+def projective_tables(h: int, w: int, a0, a1, a2, b0, b1, b2, device=None):
+    """Source index (n, h, w) into the flattened image and the inside mask for nearest-neighbour projective
+    sampling: output (x, y) reads round((a0 x + a1 y) + a2, (b0 x + b1 y) + b2), ties away from zero, in
+    float32 in TF's order. Coefficients: float32 tensors of shape (n, 1, 1)."""
+    ys = torch.arange(h, dtype=_F32, device=device).view(1, h, 1)
+    xs = torch.arange(w, dtype=_F32, device=device).view(1, 1, w)
     ix = _round_half_away((a0 * xs + a1 * ys) + a2)
     iy = _round_half_away((b0 * xs + b1 * ys) + b2)
     inside = (ix >= 0) & (ix <= w - 1) & (iy >= 0) & (iy <= h - 1)
     idx = iy.clamp(0, h - 1).to(torch.int64) * w + ix.clamp(0, w - 1).to(torch.int64)   # (n, h, w)
+    return idx, inside
+
+
+def geometry_coefficients(name: str, h: int, w: int, level, sign) -> tuple[torch.Tensor, ...]:
+    """The six float32 (n, 1, 1) coefficients of big_vision's Rotate/ShearX/ShearY/TranslateX/TranslateY at
+    per-sample ``level``/``sign`` (host tensors), with torch_impl.augment's arithmetic."""
+    lv = torch.as_tensor(level, dtype=torch.float64).reshape(-1)
+    sg = torch.as_tensor(sign, dtype=torch.float64).reshape(-1).expand(lv.shape)
+    frac = lv / MAX_LEVEL
+    n = lv.shape[0]
+    one, zero = torch.ones(n, dtype=_F32), torch.zeros(n, dtype=_F32)
+    if name == "Rotate":
+        rad = (sg * (frac * 30.0)).to(_F32) * torch.tensor(math.pi / 180.0, dtype=_F32)
+        # Python's math.cos/sin (libm, double) rounded to float32, exactly as torch_impl.augment does.
+        cos = torch.tensor([math.cos(float(r)) for r in rad], dtype=torch.float64).to(_F32)
+        sin = torch.tensor([math.sin(float(r)) for r in rad], dtype=torch.float64).to(_F32)
+        hm1 = torch.tensor(float(h), dtype=_F32) - torch.tensor(1.0, dtype=_F32)
+        wm1 = torch.tensor(float(w), dtype=_F32) - torch.tensor(1.0, dtype=_F32)
+        two = torch.tensor(2.0, dtype=_F32)
+        x_off = (wm1 - (cos * wm1 - sin * hm1)) / two
+        y_off = (hm1 - (sin * wm1 + cos * hm1)) / two
+        coeffs = (cos, -sin, x_off, sin, cos, y_off)
+    elif name in ("ShearX", "ShearY"):
+        s = (sg * (frac * 0.3)).to(_F32)
+        coeffs = (one, s, zero, zero, one, zero) if name == "ShearX" else (one, zero, zero, s, one, zero)
+    elif name in ("TranslateX", "TranslateY"):
+        # augment._translate: t = -float32(pixels); the matrix reads the input at x - t (content moves left/up).
+        t = -((sg * (frac * float(TRANSLATE_CONST))).to(_F32))
+        coeffs = (one, zero, -t, zero, one, zero) if name == "TranslateX" else (one, zero, zero, zero, one, -t)
+    else:
+        raise ValueError(f"{name} is not a geometric op")
+    return tuple(c.view(-1, 1, 1) for c in coeffs)
+
+
+def _projective(x, a0, a1, a2, b0, b1, b2, fill):
+    """Nearest-neighbour projective sampling, per-sample float32 coefficients of shape (n, 1, 1)."""
+    n, c, h, w = x.shape
+    idx, inside = projective_tables(h, w, a0, a1, a2, b0, b1, b2, device=x.device)
     out = torch.gather(x.reshape(n, c, h * w), 2, idx.reshape(n, 1, h * w).expand(n, c, h * w))
     return torch.where(inside.unsqueeze(1), out.reshape(n, c, h, w), fill)
-
-
-def _f32col(values: torch.Tensor, device) -> torch.Tensor:
-    return values.to(_F32).to(device).view(-1, 1, 1)
-
-
-def _rotate(x, degrees: torch.Tensor, fill):
-    # Same as augment._rotate: radians in float32, cos/sin from double and rounded to float32.
-    n, _, h, w = x.shape
-    rad = degrees.to(_F32) * torch.tensor(math.pi / 180.0, dtype=_F32)
-    # Python's math.cos/sin (libm, double) rounded to float32, exactly as torch_impl.augment does.
-    cos = torch.tensor([math.cos(float(r)) for r in rad], dtype=torch.float64).to(_F32)
-    sin = torch.tensor([math.sin(float(r)) for r in rad], dtype=torch.float64).to(_F32)
-    hm1 = torch.tensor(float(h), dtype=_F32) - torch.tensor(1.0, dtype=_F32)
-    wm1 = torch.tensor(float(w), dtype=_F32) - torch.tensor(1.0, dtype=_F32)
-    two = torch.tensor(2.0, dtype=_F32)
-    x_off = (wm1 - (cos * wm1 - sin * hm1)) / two
-    y_off = (hm1 - (sin * wm1 + cos * hm1)) / two
-    d = x.device
-    return _projective(x, _f32col(cos, d), _f32col(-sin, d), _f32col(x_off, d),
-                       _f32col(sin, d), _f32col(cos, d), _f32col(y_off, d), fill)
-
-
-def _affine(x, coeffs, fill):
-    d = x.device
-    return _projective(x, *(_f32col(c, d) for c in coeffs), fill)
 
 
 def _cutout(x, pad: torch.Tensor, cy: torch.Tensor, cx: torch.Tensor, fill):
@@ -225,18 +238,9 @@ def batched_apply_op(images: torch.Tensor, name: str, level, *, sign=1, cutout_c
         else:
             mean = grey.to(torch.float64).mean(dim=(-3, -2, -1), keepdim=True).to(_F32).clamp(0.0, 255.0).to(torch.uint8)
         return _blend(mean.expand(n, 3, h, w), x, factor)
-    if name == "Rotate":
-        return _rotate(x, sg * (frac * 30.0), fill)
-    one, zero = torch.ones(n, dtype=_F32), torch.zeros(n, dtype=_F32)
-    if name in ("ShearX", "ShearY"):
-        s = (sg * (frac * 0.3)).to(_F32)
-        coeffs = (one, s, zero, zero, one, zero) if name == "ShearX" else (one, zero, zero, s, one, zero)
-        return _affine(x, coeffs, fill)
-    if name in ("TranslateX", "TranslateY"):
-        # augment._translate: t = -float32(pixels); the matrix reads the input at x - t (content moves left/up).
-        t = -((sg * (frac * float(TRANSLATE_CONST))).to(_F32))
-        coeffs = (one, zero, -t, zero, one, zero) if name == "TranslateX" else (one, zero, zero, zero, one, -t)
-        return _affine(x, coeffs, fill)
+    if name in ("Rotate", "ShearX", "ShearY", "TranslateX", "TranslateY"):
+        coeffs = geometry_coefficients(name, h, w, lv, sg)
+        return _projective(x, *(c.to(dev) for c in coeffs), fill)
     if name == "Cutout":
         if cutout_center is None:
             raise ValueError("Cutout needs cutout_center: an (N, 2) tensor of (cy, cx) per sample")

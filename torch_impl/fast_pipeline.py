@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 __all__ = ["jpeg_shape", "decode_jpeg_fast", "decode_crop_jpeg", "resize_bilinear_tf", "crop_resize_flip",
-           "to_value_range", "FastTrainPipeline"]
+           "to_value_range", "fast_apply_op", "fast_randaugment", "FastTrainPipeline"]
 
 _SOF_BASELINE = (0xC0, 0xC1)   # Huffman sequential: the only ones where lowering the height is safe
 
@@ -174,11 +174,35 @@ def resize_bilinear_tf(image: torch.Tensor, size: int | Sequence[int], *, flip: 
     return out.clamp_(0.0, 255.0).to(torch.uint8)
 
 
+def _resize_hwc(crop: np.ndarray, oh: int, ow: int, flip: bool) -> torch.Tensor:
+    """resize_bilinear_tf of an (h, w, 3) uint8 numpy crop (any strides) -> uint8 (3, oh, ow) tensor.
+    Gathers with np.take on a CHW copy (far faster than fancy indexing or index_select), float32
+    arithmetic in torch in TF's order."""
+    h, w = crop.shape[:2]
+    ly, uy, wy = _axis_table(h, oh)
+    lx, ux, wx = _axis_table(w, ow, flip)
+    chw = np.ascontiguousarray(crop.transpose(2, 0, 1))
+    # Horizontal lerp on whichever is fewer: the crop's rows, or the 2*oh rows the output reads.
+    few_rows = h <= 2 * oh
+    rows = chw if few_rows else np.take(chw, np.concatenate([ly.numpy(), uy.numpy()]), axis=1)
+    left = torch.from_numpy(np.take(rows, lx.numpy(), axis=2)).float()
+    right = torch.from_numpy(np.take(rows, ux.numpy(), axis=2)).float()
+    horiz = right.sub_(left).mul_(wx).add_(left)                # TF: left + (right - left) * x_lerp
+    if few_rows:
+        top, bottom = horiz.index_select(1, ly), horiz.index_select(1, uy)
+    else:
+        top, bottom = horiz[:, :oh], horiz[:, oh:]
+    out = (bottom - top).mul_(wy[:, None]).add_(top)            # TF: top + (bottom - top) * y_lerp
+    return out.clamp_(0.0, 255.0).to(torch.uint8)               # big_vision's clip + truncating cast
+
+
 def crop_resize_flip(data: bytes, box: Sequence[int], size: int = 224, *, flip: bool = False,
                      fast_dct: bool = True) -> torch.Tensor:
     """decode_and_crop_jpeg(box) -> resize(size) -> (optional) flip_lr, as uint8 (3, size, size)."""
-    crop = decode_crop_jpeg(data, box, fast_dct=fast_dct)
-    return resize_bilinear_tf(crop, size, flip=flip)
+    h, w = jpeg_shape(data)
+    top, left, bh, bw = _check_box(box, h, w)
+    rgb = decode_jpeg_fast(data, fast_dct=fast_dct, rows=top + bh)
+    return _resize_hwc(rgb[top:top + bh, left:left + bw], size, size, flip)
 
 
 def to_value_range(image: torch.Tensor, vmin: float = -1.0, vmax: float = 1.0) -> torch.Tensor:
@@ -222,6 +246,113 @@ class FastTrainPipeline:
         flip = self.flip and bool(torch.randint(0, 2, (1,), generator=self.generator))
         img = crop_resize_flip(data, box, self.size, flip=flip, fast_dct=self.fast_dct)
         if self.randaug is not None:
-            from torch_impl.augment import randaugment
-            img = randaugment(img, self.randaug[0], self.randaug[1], generator=self.generator)
+            img = fast_randaugment(img, self.randaug[0], self.randaug[1], generator=self.generator)
         return img if self.output == "uint8" else to_value_range(img)
+
+
+# ---- RandAugment on one image, fast: LUTs for pointwise ops, cached tables for geometric ops -------------------
+_POINTWISE = ("Invert", "Posterize", "Solarize", "SolarizeAdd", "Brightness")
+_GEOMETRIC = ("Rotate", "ShearX", "ShearY", "TranslateX", "TranslateY")
+
+
+@lru_cache(maxsize=256)
+def _pointwise_lut(name: str, level: float) -> np.ndarray:
+    """The op's value map, obtained by running apply_op itself on the 256 possible values (exact by
+    construction: these ops act on each pixel value alone)."""
+    from torch_impl.augment import apply_op
+    ramp = torch.arange(256, dtype=torch.uint8).view(1, 1, 256).expand(3, 1, 256).contiguous()
+    return apply_op(ramp, name, level)[0, 0].numpy().copy()
+
+
+@lru_cache(maxsize=256)
+def _geometry(name: str, level: float, sign: int, h: int, w: int) -> np.ndarray:
+    """Gather table into the flattened image with one extra slot (index h*w) holding the fill value."""
+    from torch_impl.batched_augment import geometry_coefficients, projective_tables
+    coeffs = geometry_coefficients(name, h, w, torch.tensor([level]), torch.tensor([sign]))
+    idx, inside = projective_tables(h, w, *coeffs)
+    return torch.where(inside[0], idx[0], h * w).reshape(-1).numpy()
+
+
+def _lut_apply(x: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    return np.take(lut, x) if lut.ndim == 1 else np.stack([np.take(lut[c], x[c]) for c in range(3)])
+
+
+def fast_apply_op(image: torch.Tensor, name: str, level: float, *, sign: int = 1, cutout_center=None,
+                  replace: int = 128, contrast: str = "big_vision") -> torch.Tensor:
+    """``torch_impl.augment.apply_op`` on one uint8 (3, H, W) image, faster: value maps (LUTs) for the ops that
+    act on each pixel value (or each channel's value), cached gather tables for the geometric ops; the
+    others run apply_op. Parity with apply_op is checked in tests/test_fast_pipeline.py and on the recorded
+    randaug_ops fixtures (parity/families/fast_paths.py)."""
+    from torch_impl import augment as A
+    if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[0] != 3:
+        raise ValueError(f"fast_apply_op expects a uint8 (3, H, W) tensor, got {image.dtype} {tuple(image.shape)}")
+    if not isinstance(replace, int):
+        return A.apply_op(image, name, level, sign=sign, replace=replace, cutout_center=cutout_center,
+                          contrast=contrast)
+    level = A._check_level(level)
+    _, h, w = image.shape
+    x = image.numpy() if image.is_contiguous() else image.contiguous().numpy()
+    if name in _POINTWISE:
+        return torch.from_numpy(_lut_apply(x, _pointwise_lut(name, level)))
+    if name in _GEOMETRIC:
+        idx = _geometry(name, level, A._check_sign(sign), h, w)
+        src = np.empty((3, h * w + 1), np.uint8)
+        src[:, :-1] = x.reshape(3, -1)
+        src[:, -1] = replace
+        return torch.from_numpy(np.take(src, idx, axis=1).reshape(3, h, w))
+    if name == "Equalize":
+        # augment._equalize's integer arithmetic per channel, applied as a value map.
+        luts = np.empty((3, 256), np.uint8)
+        for c in range(3):
+            hist = np.bincount(x[c].reshape(-1), minlength=256).astype(np.int64)
+            top = int(x[c].max())
+            step = (int(hist.sum()) - int(hist[top])) // 255
+            if step == 0:
+                luts[c] = np.arange(256)
+            else:
+                lut = (np.cumsum(hist) + step // 2) // step
+                luts[c] = np.clip(np.concatenate([[0], lut[:-1]]), 0, 255)
+        return torch.from_numpy(_lut_apply(x, luts))
+    if name == "AutoContrast":
+        # augment._autocontrast's float32 formula evaluated on the 256 values of each channel.
+        flat = x.reshape(3, -1)
+        lo = torch.from_numpy(flat.min(1).astype(np.float32)).view(3, 1)
+        hi = torch.from_numpy(flat.max(1).astype(np.float32)).view(3, 1)
+        is_flat = hi <= lo
+        scale = torch.tensor(255.0) / torch.where(is_flat, torch.ones_like(hi), hi - lo)
+        ramp = torch.arange(256, dtype=torch.float32).view(1, 256)
+        lut = (ramp * scale + (-lo * scale)).clamp(0.0, 255.0).to(torch.uint8)
+        lut = torch.where(is_flat, torch.arange(256, dtype=torch.uint8).view(1, 256), lut).numpy()
+        return torch.from_numpy(_lut_apply(x, lut))
+    if name == "Contrast" and contrast == "big_vision":
+        # Blend towards a constant (pixel_count / 256, clipped): a value map.
+        mean = min(h * w / 256.0, 255.0)
+        factor = A.op_argument(name, level)
+        ramp = torch.arange(256, dtype=torch.uint8).view(1, 1, 256)
+        degenerate = torch.full_like(ramp, int(torch.tensor(h * w, dtype=torch.float32) / 256.0) if mean < 255 else 255)
+        lut = A._blend(degenerate, ramp, factor)[0, 0].numpy()
+        return torch.from_numpy(_lut_apply(x, lut))
+    if name == "Cutout":
+        if cutout_center is None:
+            raise ValueError("fast_apply_op: Cutout needs cutout_center")
+        pad = A.op_argument(name, level)
+        cy, cx = A._check_center(cutout_center, h, w)
+        out = x.copy()
+        top, bottom = max(0, cy - pad), h - max(0, h - cy - pad)
+        left, right = max(0, cx - pad), w - max(0, w - cx - pad)
+        if bottom > top and right > left:
+            out[:, top:bottom, left:right] = replace
+        return torch.from_numpy(out)
+    return A.apply_op(image, name, level, sign=sign, replace=replace, cutout_center=cutout_center,
+                      contrast=contrast)
+
+
+def fast_randaugment(image: torch.Tensor, num_ops: int = 2, magnitude: float = 10, *,
+                     generator: torch.Generator | None = None, fill: int = 128,
+                     contrast: str = "big_vision") -> torch.Tensor:
+    """``torch_impl.augment.randaugment`` (same draws from ``generator``, same result) through fast_apply_op."""
+    from torch_impl.augment import sample_randaug_params
+    for p in sample_randaug_params(num_ops, *image.shape[-2:], generator=generator):
+        image = fast_apply_op(image, p["name"], magnitude, sign=p["sign"], cutout_center=p["cutout_center"],
+                              replace=fill, contrast=contrast)
+    return image

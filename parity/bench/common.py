@@ -1,0 +1,111 @@
+"""Shared benchmark plumbing: pinning to one core, timing loops, summaries and tables."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+def pin_to_core(core: int | None) -> int | None:
+    """Run this process (and torch's intra-op pool) on one CPU core. Returns the core, None if unpinnable."""
+    import torch
+    torch.set_num_threads(1)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set once in this process
+        pass
+    if core is None or not hasattr(os, "sched_setaffinity"):
+        return None
+    allowed = sorted(os.sched_getaffinity(0))
+    if core not in allowed:
+        raise SystemExit(f"bench: --core {core} is not available to this process (allowed: {allowed})")
+    os.sched_setaffinity(0, {core})
+    return core
+
+
+def default_core() -> int | None:
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    return max(os.sched_getaffinity(0))
+
+
+def cpu_model() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def rate(fn: Callable[[int], None], n: int) -> float:
+    """Items per second for ``fn(i)`` over i = 0..n-1."""
+    t0 = time.perf_counter()
+    for i in range(n):
+        fn(i)
+    return n / (time.perf_counter() - t0)
+
+
+@dataclass
+class Series:
+    name: str
+    rates: list[float] = field(default_factory=list)
+    note: str = ""
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.rates) if self.rates else float("nan")
+
+    def spread(self) -> str:
+        if not self.rates:
+            return "-"
+        return f"{min(self.rates):.1f}-{max(self.rates):.1f}"
+
+
+def interleaved(contenders: dict[str, Callable[[int], None]], n: int, repeats: int, warmup: int) -> dict[str, Series]:
+    """Warm each contender up, then run them in turn ``repeats`` times (so load changes hit all alike)."""
+    out = {k: Series(k) for k in contenders}
+    for fn in contenders.values():
+        for i in range(warmup):
+            fn(i)
+    for _ in range(repeats):
+        for k, fn in contenders.items():
+            out[k].rates.append(rate(fn, n))
+    return out
+
+
+def table(series: dict[str, Series], *, unit: str = "img/s", baselines: tuple[str, ...] = ()) -> str:
+    names = list(series)
+    head = ["contender", f"{unit} (median)", "min-max"] + [f"x vs {b}" for b in baselines if b in series]
+    rows = [head]
+    for k in names:
+        s = series[k]
+        row = [k + (f" ({s.note})" if s.note else ""), f"{s.median:.1f}", s.spread()]
+        for b in baselines:
+            if b in series:
+                base = series[b].median
+                row.append(f"{s.median / base:.2f}" if base and base == base else "-")
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def header(title: str, core: int | None, **info) -> str:
+    import torch
+    parts = [f"{title}", f"machine: {cpu_model()}, pinned to core {core} (1 thread), "
+             f"torch {torch.__version__}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"]
+    parts += [f"{k}: {v}" for k, v in info.items()]
+    return "\n".join(parts)
+
+
+def write_json(path: str | None, payload: dict) -> None:
+    if path:
+        with open(path, "w") as f:
+            json.dump(payload, f, indent=1)

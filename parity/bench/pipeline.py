@@ -1,0 +1,146 @@
+"""(a) The training input pipeline per CPU core: JPEG bytes -> float (3, 224, 224) batches.
+
+Contenders, same JPEGs (parity.photos.imagenet_like_jpegs: 500x375, quality 90), same core, same run:
+  fast (ours)            torch_impl.fast_pipeline.FastTrainPipeline: fast-DCT decode that stops below the
+                         crop, fused crop+resize+flip, RandAugment17 on uint8, value_range
+  reference path (ours)  decode_jpeg(precise=False) -> InceptionCrop(224) -> flip_lr -> RandAugment17 -> value_range
+  torchvision v2         PIL decode -> v2.RandomResizedCrop(224) -> RandomHorizontalFlip -> v2.RandAugment(2, 9)
+                         -> PILToTensor -> ToDtype(float32, scale) -> Normalize (the usual torchvision recipe)
+  big_vision tf.data     big_vision's pp string in tf.data, in the reference subprocess (needs BIG_VISION_DIR)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from parity.bench import common
+
+BATCH = 32
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--n", type=int, default=160, help="images per repeat and contender")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=16)
+    p.add_argument("--core", type=int, default=None, help="CPU core to pin to (default: the last allowed one)")
+    p.add_argument("--no-randaug", action="store_true", help="drop RandAugment from every contender")
+    p.add_argument("--no-big-vision", action="store_true", help="skip big_vision even if BIG_VISION_DIR is set")
+    p.add_argument("--only", action="append", help="run only these torch contenders (repeatable)")
+    p.add_argument("--json", default=None, help="also write the figures to this JSON file")
+
+
+def _batched(fn):
+    """Per-image fn -> a callable(i) that also stacks every BATCH outputs into a batch, like a loader."""
+    import torch
+    pending = []
+
+    def run(i):
+        pending.append(fn(i))
+        if len(pending) == BATCH:
+            torch.stack(pending)
+            pending.clear()
+    return run
+
+
+def contenders(jpegs: list[bytes], randaug: bool, seed: int = 0) -> dict:
+    import io
+
+    import torch
+    from PIL import Image
+    from torchvision.transforms import v2
+
+    from torch_impl import fast_pipeline as FP
+    n = len(jpegs)
+    out = {}
+    fast = FP.FastTrainPipeline(224, randaug=(2, 10) if randaug else None,
+                                generator=torch.Generator().manual_seed(seed))
+    out["fast (ours)"] = lambda i: fast(jpegs[i % n])
+
+    try:
+        from torch_impl.augment import RandAugment17
+        from torch_impl.inception_crop import InceptionCrop
+        from torch_impl.preprocess import decode_jpeg, flip_lr, value_range
+        g = torch.Generator().manual_seed(seed)
+        crop = InceptionCrop(224, generator=g)
+        ra = RandAugment17(2, 10, generator=g) if randaug else None
+
+        def ref(i):
+            x = flip_lr(crop(decode_jpeg(jpegs[i % n], precise=False)), generator=g)
+            if ra is not None:
+                x = ra(x)
+            return value_range(x, -1, 1)
+        out["reference path (ours)"] = ref
+    except ImportError as e:  # a piece not available in this checkout
+        print(f"bench: reference path skipped ({e})", file=sys.stderr)
+
+    steps = [v2.RandomResizedCrop(224, antialias=True), v2.RandomHorizontalFlip()]
+    if randaug:
+        steps.append(v2.RandAugment(num_ops=2, magnitude=9))
+    steps += [v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True), v2.Normalize([0.5] * 3, [0.5] * 3)]
+    tv = v2.Compose(steps)
+
+    def torchvision_pipeline(i):
+        with Image.open(io.BytesIO(jpegs[i % n])) as im:
+            return tv(im.convert("RGB"))
+    out["torchvision v2"] = torchvision_pipeline
+    return {k: _batched(f) for k, f in out.items()}
+
+
+def big_vision(jpegs: list[bytes], *, n: int, repeats: int, warmup: int, core, randaug: bool) -> list[float]:
+    """Run reference/bench_pipeline.py in its own process on the same JPEG files; returns img/s per repeat."""
+    from reference.bench_pipeline import DEFAULT_PP  # plain module: imports no TF at module level
+    pp = DEFAULT_PP if randaug else DEFAULT_PP.replace("|randaug(2,10)", "")
+    root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with tempfile.TemporaryDirectory(prefix="bench-jpegs-") as tmp:
+        for i, data in enumerate(jpegs):
+            Path(tmp, f"{i:03d}.jpg").write_bytes(data)
+        cmd = [sys.executable, "-m", "reference.bench_pipeline", "--jpegs", tmp, "--pp", pp, "--n", str(n),
+               "--repeats", str(repeats), "--warmup", str(warmup), "--batch", str(BATCH)]
+        if core is not None:
+            cmd += ["--core", str(core)]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
+    if proc.returncode != 0:
+        raise RuntimeError(f"big_vision benchmark failed (exit {proc.returncode}): {' '.join(cmd)}\n"
+                           + "\n".join(proc.stderr.strip().splitlines()[-15:]))
+    return json.loads(proc.stdout.strip().splitlines()[-1])["rates"]
+
+
+def main(args) -> int:
+    from parity import photos
+    core = common.pin_to_core(args.core if args.core is not None else common.default_core())
+    jpegs = list(photos.imagenet_like_jpegs().values())
+    randaug = not args.no_randaug
+    runs = contenders(jpegs, randaug)
+    if args.only:
+        unknown = [o for o in args.only if o not in runs]
+        if unknown:
+            raise SystemExit(f"bench pipeline: unknown contender(s) {unknown}; known: {list(runs)}")
+        runs = {k: v for k, v in runs.items() if k in args.only}
+    n = args.n if args.n < BATCH else (args.n // BATCH) * BATCH
+    series = common.interleaved(runs, n, args.repeats, args.warmup)
+    from parity.reference_runner import big_vision_dir
+    if big_vision_dir() and not args.no_big_vision:
+        s = common.Series("big_vision tf.data")
+        s.rates = big_vision(jpegs, n=n, repeats=args.repeats, warmup=args.warmup, core=core, randaug=randaug)
+        series[s.name] = s
+    what = "decode + inception crop + flip" + (" + RandAugment(2, 10)" if randaug else "") + " + to float"
+    print(common.header(f"input pipeline per core: {what}", core,
+                        images=f"{len(jpegs)} JPEGs 500x375 q90, {n} per repeat, {args.repeats} repeats"))
+    print(common.table(series, baselines=("torchvision v2", "big_vision tf.data")))
+    common.write_json(args.json, {"benchmark": "pipeline", "randaug": randaug, "core": core, "cpu": common.cpu_model(),
+                                  "series": {k: s.rates for k, s in series.items()}})
+    return 0
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__)
+    add_arguments(p)
+    sys.exit(main(p.parse_args()))

@@ -1,0 +1,85 @@
+"""Each benchmark runs end to end in a tiny configuration (a few images, one repeat): proves the scripts
+work and print their tables. No timing assertions: figures on a shared CI machine mean nothing."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from parity.bench import common
+from parity.cli import main as parity_main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def no_pinning(monkeypatch):
+    # The benchmarks pin the process to one core and one torch thread; not inside the test process.
+    monkeypatch.setattr(common, "pin_to_core", lambda core: None)
+
+
+def test_bench_pipeline_tiny(no_pinning, capsys, tmp_path):
+    out = tmp_path / "p.json"
+    rc = parity_main(["bench", "pipeline", "--n", "4", "--repeats", "1", "--warmup", "1", "--no-big-vision",
+                      "--json", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0
+    for name in ("fast (ours)", "reference path (ours)", "torchvision v2", "x vs torchvision v2"):
+        assert name in text
+    data = json.loads(out.read_text())
+    assert data["randaug"] and all(len(v) == 1 and v[0] > 0 for v in data["series"].values())
+
+
+def test_bench_pipeline_rejects_unknown_contender(no_pinning):
+    with pytest.raises(SystemExit, match="unknown contender"):
+        parity_main(["bench", "pipeline", "--n", "1", "--repeats", "1", "--only", "nope", "--no-big-vision"])
+
+
+def test_bench_randaug_tiny(no_pinning, capsys):
+    rc = parity_main(["bench", "randaug", "--n", "2", "--repeats", "1", "--size", "32", "--batch", "2",
+                      "--ops", "Rotate", "Equalize", "SolarizeAdd"])
+    text = capsys.readouterr().out
+    assert rc == 0 and "Rotate" in text and "torchvision" in text and "SolarizeAdd" in text
+
+
+def test_bench_model_tiny(no_pinning, capsys):
+    rc = parity_main(["bench", "model", "--variant", "Ti/16", "--depth", "1", "--image-size", "32", "--batch", "2",
+                      "--steps", "1", "--repeats", "1", "--warmup", "0"])
+    assert rc == 0 and "forward+backward" in capsys.readouterr().out
+
+
+def test_bench_batched_tiny(no_pinning, capsys):
+    rc = parity_main(["bench", "batched", "--batch", "2", "--steps", "1", "--repeats", "1", "--size", "32"])
+    assert rc == 0 and "batched on cpu" in capsys.readouterr().out
+
+
+def test_bench_script_runs_as_a_file():
+    """`python bench/model.py ...` works from a checkout (the user-facing entry points)."""
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "model.py"), "--variant", "Ti/16", "--depth", "1",
+                           "--image-size", "32", "--batch", "1", "--steps", "1", "--repeats", "1", "--warmup", "0",
+                           "--forward-only"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "img/s" in proc.stdout
+
+
+@pytest.mark.gpu
+def test_bench_gpu_paths(capsys):
+    rc = parity_main(["bench", "model", "--device", "cuda", "--variant", "Ti/16", "--depth", "2", "--batch", "8",
+                      "--steps", "2", "--repeats", "1"])
+    assert rc == 0 and "MFU" in capsys.readouterr().out
+    rc = parity_main(["bench", "batched", "--device", "cuda", "--batch", "16", "--steps", "1", "--repeats", "1"])
+    assert rc == 0
+
+
+@pytest.mark.live
+@pytest.mark.slow
+def test_bench_big_vision_pipeline_tiny(big_vision_env):
+    """big_vision's tf.data pipeline in the reference subprocess, on the same JPEGs."""
+    from parity import photos
+    from parity.bench import pipeline
+    rates = pipeline.big_vision(list(photos.imagenet_like_jpegs().values()), n=32, repeats=1, warmup=0, core=None,
+                                randaug=True)
+    assert len(rates) == 1 and rates[0] > 0

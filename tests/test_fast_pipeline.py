@@ -1,0 +1,163 @@
+"""The fast CPU pipeline and the batched augmentation equal the reference kernels (torch_impl.augment,
+torch_impl.preprocess), which the parity families check against big_vision. The fast_paths family
+(tests/test_parity.py) checks the same code against big_vision's recorded outputs directly."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from parity import photos
+from torch_impl import fast_pipeline as FP
+from torch_impl import preprocess as P
+from torch_impl.augment import OPS, apply_op, randaugment
+from torch_impl.batched_augment import (BatchedRandAugment17, batched_apply_op, batched_crop_resize,
+                                        batched_randaugment, sample_batch_params)
+
+LEVELS = (0, 1, 2.5, 5, 9, 10)
+
+
+@pytest.fixture(scope="module")
+def jpegs():
+    return photos.imagenet_like_jpegs()
+
+
+def _images(g):
+    flat = torch.full((3, 16, 9), 77, dtype=torch.uint8)
+    coarse = (torch.randint(0, 256, (3, 37, 53), generator=g, dtype=torch.uint8) // 64) * 20
+    return [torch.randint(0, 256, (3, 37, 53), generator=g, dtype=torch.uint8), coarse, flat,
+            torch.randint(0, 256, (3, 1, 1), generator=g, dtype=torch.uint8)]
+
+
+def test_fast_apply_op_equals_apply_op():
+    g = torch.Generator().manual_seed(0)
+    for x in _images(g):
+        h, w = x.shape[-2:]
+        for op in OPS:
+            for lv in LEVELS:
+                for sign in (1, -1):
+                    c = (int(torch.randint(0, h, (1,), generator=g)), int(torch.randint(0, w, (1,), generator=g)))
+                    ref = apply_op(x, op, lv, sign=sign, cutout_center=c)
+                    got = FP.fast_apply_op(x, op, lv, sign=sign, cutout_center=c)
+                    assert torch.equal(ref, got), (op, lv, sign, tuple(x.shape))
+
+
+def test_fast_randaugment_same_draws_same_result():
+    x = torch.from_numpy(photos.photo("astronaut", (64, 80))).permute(2, 0, 1).contiguous()
+    for seed in range(12):
+        a = randaugment(x, 2, 10, generator=torch.Generator().manual_seed(seed))
+        b = FP.fast_randaugment(x, 2, 10, generator=torch.Generator().manual_seed(seed))
+        assert torch.equal(a, b), seed
+
+
+def test_batched_apply_op_per_sample_equals_apply_op():
+    g = torch.Generator().manual_seed(1)
+    for h, w in ((37, 53), (8, 8)):
+        x = torch.randint(0, 256, (6, 3, h, w), generator=g, dtype=torch.uint8)
+        x[0] = 9  # a flat image
+        lv = torch.tensor([0, 1, 3.5, 5, 9, 10.0], dtype=torch.float64)
+        sg = torch.tensor([1, -1, 1, -1, -1, 1])
+        cc = torch.stack([torch.randint(0, h, (6,), generator=g), torch.randint(0, w, (6,), generator=g)], 1)
+        for op in OPS:
+            out = batched_apply_op(x, op, lv, sign=sg, cutout_center=cc)
+            for i in range(6):
+                ref = apply_op(x[i], op, float(lv[i]), sign=int(sg[i]), cutout_center=tuple(cc[i].tolist()))
+                assert torch.equal(out[i], ref), (op, i)
+
+
+def test_batched_randaugment_equals_per_sample_ops():
+    g = torch.Generator().manual_seed(2)
+    x = torch.randint(0, 256, (10, 3, 24, 30), generator=g, dtype=torch.uint8)
+    params = sample_batch_params(10, 2, 24, 30, generator=g)
+    mags = torch.linspace(0, 10, 10, dtype=torch.float64)
+    out = batched_randaugment(x, params, mags)
+    for i in range(10):
+        ref = x[i]
+        for layer in range(2):
+            ref = apply_op(ref, OPS[int(params["ops"][i, layer])], float(mags[i]), sign=int(params["signs"][i, layer]),
+                           cutout_center=tuple(params["centers"][i, layer].tolist()))
+        assert torch.equal(out[i], ref), i
+    y = BatchedRandAugment17(2, 10, generator=torch.Generator().manual_seed(0))(x)
+    assert y.shape == x.shape and y.dtype == torch.uint8
+
+
+def test_resize_and_flip_equal_preprocess_resize():
+    g = torch.Generator().manual_seed(3)
+    for (h, w, oh, ow) in ((375, 500, 224, 224), (31, 17, 224, 224), (300, 451, 29, 41), (5, 5, 5, 5)):
+        x = torch.randint(0, 256, (3, h, w), generator=g, dtype=torch.uint8)
+        ref = P.resize(x, (oh, ow))
+        assert torch.equal(FP.resize_bilinear_tf(x, (oh, ow)), ref)
+        assert torch.equal(FP.resize_bilinear_tf(x, (oh, ow), flip=True), ref.flip(-1))
+        if oh == ow:
+            assert torch.equal(FP._resize_hwc(x.permute(1, 2, 0).numpy(), oh, ow, True), ref.flip(-1))
+
+
+def test_batched_crop_resize_equals_single_image():
+    g = torch.Generator().manual_seed(4)
+    x = torch.randint(0, 256, (5, 3, 100, 120), generator=g, dtype=torch.uint8)
+    boxes = torch.tensor([[0, 0, 100, 120], [10, 5, 50, 60], [3, 7, 97, 13], [50, 60, 1, 1], [20, 30, 80, 90]])
+    flips = torch.tensor([0, 1, 0, 1, 1])
+    out = batched_crop_resize(x, boxes, 33, flips=flips)
+    for i in range(5):
+        t, l, h, w = boxes[i].tolist()
+        assert torch.equal(out[i], FP.resize_bilinear_tf(x[i, :, t:t + h, l:l + w], 33, flip=bool(flips[i])))
+    with pytest.raises(ValueError, match="inside"):
+        batched_crop_resize(x, boxes + 200, 33)
+
+
+def test_decode_stops_early_without_changing_pixels(jpegs):
+    for name, data in jpegs.items():
+        full = P.decode_jpeg(data, precise=False)
+        assert tuple(full.shape[-2:]) == FP.jpeg_shape(data)
+        for rows in (1, 2, 15, 16, 17, 100, 373, 375):
+            part = FP.decode_jpeg_fast(data, rows=rows)
+            assert np.array_equal(part[:rows], full.permute(1, 2, 0).numpy()[:rows]), (name, rows)
+
+
+def test_crop_resize_flip_equals_reference_composition(jpegs):
+    data = jpegs["rocket"]
+    full = P.decode_jpeg(data, precise=False)
+    for box in ((0, 0, 375, 500), (10, 20, 100, 200), (300, 450, 75, 50), (7, 3, 1, 1)):
+        t, l, h, w = box
+        ref = P.resize(full[:, t:t + h, l:l + w], 224)
+        assert torch.equal(FP.crop_resize_flip(data, box, 224), ref)
+        assert torch.equal(FP.crop_resize_flip(data, box, 224, flip=True), ref.flip(-1))
+    with pytest.raises(ValueError, match="does not fit"):
+        FP.crop_resize_flip(data, (300, 450, 100, 100))
+    with pytest.raises(ValueError, match="not a JPEG"):
+        FP.decode_crop_jpeg(b"\x89PNG....", (0, 0, 1, 1))
+
+
+def test_fast_train_pipeline_matches_reference_path(jpegs):
+    from torch_impl.inception_crop import sample_inception_box
+    data = jpegs["chelsea"]
+    pipe = FP.FastTrainPipeline(224, generator=torch.Generator().manual_seed(5))
+    g = torch.Generator().manual_seed(5)
+    full = P.decode_jpeg(data, precise=False)
+    for _ in range(4):
+        ours = pipe(data)
+        t, l, h, w = sample_inception_box(375, 500, generator=g)
+        flip = bool(torch.randint(0, 2, (1,), generator=g))
+        x = P.resize(full[:, t:t + h, l:l + w], 224)
+        x = x.flip(-1) if flip else x
+        x = randaugment(x, 2, 10, generator=g)
+        ref = P.value_range(x, -1, 1)
+        assert ours.dtype == torch.float32 and ours.shape == (3, 224, 224)
+        torch.testing.assert_close(ours, ref, rtol=0, atol=0)
+
+
+@pytest.mark.gpu
+def test_batched_paths_on_cuda_equal_cpu():
+    g = torch.Generator().manual_seed(6)
+    x = torch.randint(0, 256, (32, 3, 64, 64), generator=g, dtype=torch.uint8)
+    params = sample_batch_params(32, 2, 64, 64, generator=g)
+    mags = torch.full((32,), 10.0, dtype=torch.float64)
+    cpu = batched_randaugment(x, params, mags)
+    gpu = batched_randaugment(x.cuda(), params, mags)
+    assert torch.equal(gpu.cpu(), cpu)
+    for op in OPS:
+        c = torch.stack([torch.randint(0, 64, (32,), generator=g), torch.randint(0, 64, (32,), generator=g)], 1)
+        assert torch.equal(batched_apply_op(x.cuda(), op, 10, sign=-1, cutout_center=c).cpu(),
+                           batched_apply_op(x, op, 10, sign=-1, cutout_center=c)), op
+    boxes = torch.tensor([[0, 0, 64, 64], [3, 4, 40, 50]] * 16)
+    assert torch.equal(batched_crop_resize(x.cuda(), boxes, 224).cpu(), batched_crop_resize(x, boxes, 224))
