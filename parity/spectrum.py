@@ -93,10 +93,6 @@ class Spectra:
     def coloured_fraction(self) -> float:
         return float(self.colour_count.sum()) / (self.n * self.pixels)
 
-    def as_arrays(self) -> dict[str, np.ndarray]:
-        return {"hist": self.hist.astype(np.uint16) if self.pixels <= 65535 else self.hist,
-                "hist_rgb": self.hist_rgb, "colour_count": self.colour_count.astype(np.int32)}
-
 
 # ---- distances ----------------------------------------------------------------------------------
 def _normalised(h) -> np.ndarray:
@@ -239,7 +235,8 @@ def prob_honoured(magnitude: int, *, num_ops: int = 2, fill=128) -> Callable:
                 sign = 1 if int(torch.randint(0, 2, (1,), generator=generator)) else -1
                 center = (int(torch.randint(0, h, (1,), generator=generator)),
                           int(torch.randint(0, w, (1,), generator=generator)))
-                prob, u = 0.2 + 0.6 * float(torch.rand((), generator=generator)), float(torch.rand((), generator=generator))
+                prob = 0.2 + 0.6 * float(torch.rand((), generator=generator))
+                u = float(torch.rand((), generator=generator))
                 if u < prob:
                     image = apply_op(image, name, magnitude, sign=sign, replace=fill, cutout_center=center)
             return image
