@@ -74,13 +74,15 @@ def _pow32(b: float, n: int) -> float:
 
 
 # ---- parameter names and masks --------------------------------------------------------------------
+_NORM_LAYERS = tuple(getattr(nn, n) for n in ("LayerNorm", "GroupNorm", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d",
+                                              "SyncBatchNorm", "InstanceNorm1d", "InstanceNorm2d", "RMSNorm")
+                     if hasattr(nn, n))
 def generic_big_vision_name(torch_name: str, module: nn.Module | None = None) -> str:
     """big_vision-style name of a parameter of an arbitrary module: '/'-joined path, with the weight of a
     Linear/Conv called "kernel" and the weight of a norm layer called "scale" (flax's names)."""
     parts = torch_name.split(".")
     if parts[-1] == "weight":
-        is_norm = module is not None and isinstance(module, (nn.LayerNorm, nn.GroupNorm,
-                                                             nn.modules.batchnorm._NormBase))
+        is_norm = module is not None and isinstance(module, _NORM_LAYERS)
         parts[-1] = "scale" if is_norm else "kernel"
     return "/".join(parts)
 
