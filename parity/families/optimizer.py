@@ -4,10 +4,12 @@ Reference (reference/generators/optimizer.py): big_vision.utils.create_learning_
 get_mixup / softmax_xent / accumulate_gradient, big_vision.optax.make with a vit_s16_i1k-like config,
 and a tiny big_vision ViT trained K steps (mu in float32 and in bfloat16).
 Bars: schedule within 1e-7 (float32 evaluation; base 1); steps exact; mixup exact; loss and gradients
-1e-6 relative; params after K steps 1e-6 (relative to the largest parameter), bf16 moments to one bf16
-ulp. Negative controls: torch AdamW with weight_decay=1e-4, decay on every parameter, torch LinearLR
-warmup, CosineAnnealingLR over the whole run, clipping after Adam, fp32 moment against the bf16 run,
-torch's clip_grad_norm_, no bias correction, eps inside the square root.
+1e-6 relative; params after K steps 1e-6 (relative to the largest parameter), bf16 run within one bf16 ulp
+of the moment's effect and stored bf16 moments bit-identical (up to gradient noise).
+Negative controls: torch AdamW with weight_decay=1e-4, decay on every parameter, torch LinearLR warmup,
+CosineAnnealingLR over the whole run, clipping after Adam, fp32 moment / bf16-rounded product / plain b1
+against the bf16 run, floor-divided step count, mixup rolled the other way, unfolded Beta, hard-label
+cross-entropy, "all but biases" decay mask.
 """
 from __future__ import annotations
 
@@ -518,7 +520,7 @@ def _xent_checks(store, rel) -> list[Check]:
 
 def _trajectory_checks(store, rel) -> list[Check]:
     from torch_impl import train
-    from torch_impl.optim import decayed_names, wd_multipliers, big_vision_names
+    from torch_impl.optim import big_vision_names, wd_multipliers
     out = []
 
     def grads(accum):
