@@ -194,13 +194,14 @@ class Result:
 
 
 def train(cfg: TrainConfig, splits: Splits, workdir: str | os.PathLike, *, resume: bool = False,
-          metadata: dict | None = None, stop_after_step: int | None = None, echo=print) -> Result:
+          metadata: dict | None = None, stop_after_step: int | None = None, echo=None) -> Result:
     """Train ``cfg`` on ``splits`` into ``workdir`` (checkpoints/, metrics.jsonl, tensorboard/, metadata.json).
 
     ``stop_after_step`` ends the process's work early (as if killed) without a final checkpoint: used by
     the resume tests. Raises TrainingDiverged on a non-finite loss.
     """
     workdir = Path(workdir)
+    echo = echo or _stderr
     d = setup_distributed(cfg.runtime.device)
     try:
         return _train(cfg, splits, workdir, d, resume, metadata or {}, stop_after_step, echo)
@@ -348,6 +349,10 @@ def _train(cfg, splits, workdir, d: Dist, resume, metadata, stop_after_step, ech
     if bad_images:
         say(f"train: {bad_images} unreadable image(s) were skipped (see the warnings above)")
     return Result(step if step <= total else total, total, losses, evals, last_good, bad_images, workdir)
+
+
+def _stderr(*args, **kw):
+    print(*args, file=sys.stderr, flush=True, **kw)
 
 
 def _current_lr(optimizer) -> float:
