@@ -134,6 +134,8 @@ def test_seeded_init_is_reproducible():
     c = C.big_vision_params(_tiny(seed=4))
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert not np.array_equal(a["embedding/kernel"], c["embedding/kernel"])
+    d = C.big_vision_params(ViT(5, pool_type="gap", head_zeroinit=False, generator=3, **TINY))  # int seed
+    assert all(np.array_equal(a[k], d[k]) for k in a)
 
 
 def test_init_values_follow_flax():
@@ -316,3 +318,13 @@ def test_bf16_autocast_gpu_s16():
             logits = m(x)[0].float()
     err = (logits - ref).abs().max() / ref.abs().max()
     assert err <= BF16_REL_BOUND, float(err)
+
+
+def test_non_square_learned_posemb_is_not_mistaken_for_a_folded_cls(tmp_path):
+    # a 2x5 patch grid has 10 = 3*3 + 1 tokens, big_vision's heuristic for "old [cls]-first posemb"
+    src = _tiny("tok", "learn", seed=11, image_size=(16, 40))
+    np.savez(tmp_path / "c.npz", **{f"params/{k}": v for k, v in C.big_vision_params(src).items()})
+    dst = _tiny("tok", "learn", seed=12, image_size=(16, 40))
+    C.load_big_vision_checkpoint(dst, tmp_path / "c.npz")
+    x = _images(2, 16, 40)
+    torch.testing.assert_close(dst(x)[0], src(x)[0], rtol=0, atol=0)

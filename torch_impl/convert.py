@@ -195,11 +195,13 @@ def bfloat16_to_float32(a: np.ndarray) -> np.ndarray:
 
 
 # ---- big_vision checkpoint files ----------------------------------------------------------------
-def read_big_vision_npz(path: str | os.PathLike, key: str | None = None) -> dict[str, np.ndarray]:
+def read_big_vision_npz(path: str | os.PathLike, key: str | None = None, *,
+                        normalize: bool = True) -> dict[str, np.ndarray]:
     """Read a big_vision .npz checkpoint to its flat parameter dict (names without "params/").
 
     ``key`` (or a "file.npz:img" suffix, as big_vision's ``utils.load_params`` accepts) selects a
-    sub-model, e.g. "img" for the image tower of a SigLIP checkpoint.
+    sub-model, e.g. "img" for the image tower of a SigLIP checkpoint. ``normalize``: apply
+    :func:`normalize_legacy_layout`.
     """
     path = os.fspath(path)
     if key is None and not os.path.exists(path):
@@ -226,13 +228,17 @@ def read_big_vision_npz(path: str | os.PathLike, key: str | None = None) -> dict
             tops = sorted({k.split("/", 1)[0] for k in flat})
             raise ConversionError(f"{path}: no parameters under {key!r}; top-level names are {tops}")
         flat = picked
-    return normalize_legacy_layout(flat)
+    return normalize_legacy_layout(flat) if normalize else flat
 
 
-def normalize_legacy_layout(params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def normalize_legacy_layout(params: Mapping[str, np.ndarray], *,
+                            posemb_tokens: int | None = None) -> dict[str, np.ndarray]:
     """Rewrite older big_vision / vision_transformer ViT layouts to the current names (as vit.load does):
     posemb under "Transformer/posembed_input" or "Transformer", a [cls] entry folded into the position
-    embedding, MAP-head leaves inlined at the top level, scanned blocks ("Transformer/encoderblock/...")."""
+    embedding, MAP-head leaves inlined at the top level, scanned blocks ("Transformer/encoderblock/...").
+
+    A position embedding of g*g + 1 tokens is taken as the old "[cls] first" layout, as big_vision does;
+    ``posemb_tokens`` (the number the target model expects) disambiguates grids like 2x5 = 3*3 + 1."""
     p = dict(params)
     for old in ("Transformer/posembed_input/pos_embedding", "Transformer/pos_embedding"):
         if old in p:
@@ -241,7 +247,8 @@ def normalize_legacy_layout(params: Mapping[str, np.ndarray]) -> dict[str, np.nd
         pe = np.asarray(p["pos_embedding"])
         n = pe.shape[1]
         g = int(np.sqrt(n))
-        if g * g + 1 == n:  # old order: [cls] concatenated first, then posemb added to all tokens
+        folded = g * g + 1 == n and (posemb_tokens is None or posemb_tokens == n - 1)
+        if folded:  # old order: [cls] concatenated first, then posemb added to all tokens
             p["pos_embedding"] = pe[:, 1:]
             if "cls" in p:
                 p["cls"] = _to_float(np.asarray(p["cls"]), "cls") + _to_float(pe[:, :1], "pos_embedding")
@@ -262,7 +269,9 @@ def normalize_legacy_layout(params: Mapping[str, np.ndarray]) -> dict[str, np.nd
 
 def load_big_vision_checkpoint(model: ViT, path: str | os.PathLike, *, key: str | None = None) -> None:
     """Load a big_vision .npz checkpoint file into ``model`` (same checks as :func:`load_big_vision_params`)."""
-    params = read_big_vision_npz(path, key)
+    params = read_big_vision_npz(path, key, normalize=False)
+    want = model.pos_embedding.shape[1] if model.pos_embedding is not None else None
+    params = normalize_legacy_layout(params, posemb_tokens=want)
     try:
         load_big_vision_params(model, params)
     except ConversionError as e:

@@ -32,13 +32,23 @@ import torch
 TRUNCATED_NORMAL_STD = 0.87962566103423978
 
 
+def _on_generator_device(tensor: torch.Tensor, generator: torch.Generator | None, draw) -> torch.Tensor:
+    """Run ``draw(t)`` on a tensor living where ``generator`` lives (CPU generator, CUDA model: draw on
+    the CPU, then copy), so one seeded CPU generator gives the same init whatever the model's device."""
+    if generator is None or tensor.device.type == "meta" or tensor.device == generator.device:
+        return draw(tensor)
+    tmp = torch.empty(tensor.shape, dtype=tensor.dtype, device=generator.device)
+    draw(tmp)
+    return tensor.copy_(tmp)
+
+
 @torch.no_grad()
 def xavier_uniform_(tensor: torch.Tensor, fan_in: int, fan_out: int, *,
                     generator: torch.Generator | None = None) -> torch.Tensor:
     """flax ``xavier_uniform()``: U(-b, b) with b = sqrt(6 / (fan_in + fan_out)); fans given explicitly
     because torch's weight layout (out, in) and flax's kernel layout (in, out) differ."""
     bound = math.sqrt(6.0 / (fan_in + fan_out))
-    return tensor.uniform_(-bound, bound, generator=generator)
+    return _on_generator_device(tensor, generator, lambda t: t.uniform_(-bound, bound, generator=generator))
 
 
 @torch.no_grad()
@@ -49,13 +59,14 @@ def lecun_normal_(tensor: torch.Tensor, fan_in: int, *, generator: torch.Generat
     ``torch.nn.init.trunc_normal_(std=1/sqrt(fan_in))`` without that correction would give 0.88/sqrt(fan_in).
     """
     std = math.sqrt(1.0 / fan_in) / TRUNCATED_NORMAL_STD
-    return torch.nn.init.trunc_normal_(tensor, mean=0.0, std=std, a=-2.0 * std, b=2.0 * std, generator=generator)
+    return _on_generator_device(tensor, generator, lambda t: torch.nn.init.trunc_normal_(
+        t, mean=0.0, std=std, a=-2.0 * std, b=2.0 * std, generator=generator))
 
 
 @torch.no_grad()
 def normal_(tensor: torch.Tensor, std: float, *, generator: torch.Generator | None = None) -> torch.Tensor:
     """flax ``normal(stddev)``: N(0, stddev^2), not truncated."""
-    return tensor.normal_(0.0, std, generator=generator)
+    return _on_generator_device(tensor, generator, lambda t: t.normal_(0.0, std, generator=generator))
 
 
 @torch.no_grad()

@@ -267,14 +267,14 @@ class ViT(nn.Module):
       rep_size: False, True (= width) or an int: pre_logits Dense + tanh.
       head_zeroinit: zero-initialise the head kernel (big_vision's default), else lecun_normal.
       dropout: dropout rate (train mode only).
-      generator: torch.Generator for the initialisation (None: torch's global RNG).
+      generator: torch.Generator or int seed for the initialisation (None: torch's global RNG).
       **overrides: width, depth, mlp_dim, num_heads, patch_size (int or pair) override the variant;
         image_size (int or pair, default 224) sets the patch grid of a learned position embedding.
     """
 
     def __init__(self, num_classes: int | None, *, variant: str | None = "S/16", pool_type: str = "gap",
                  posemb: str = "sincos2d", rep_size: bool | int = False, head_zeroinit: bool = True,
-                 dropout: float = 0.0, generator: torch.Generator | None = None, **overrides):
+                 dropout: float = 0.0, generator: torch.Generator | int | None = None, **overrides):
         super().__init__()
         unknown = sorted(set(overrides) - set(OVERRIDES))
         if unknown:
@@ -315,8 +315,13 @@ class ViT(nn.Module):
 
     # ---- initialisation ------------------------------------------------------------------------
     @torch.no_grad()
-    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """Re-draw every parameter from big_vision's (flax's) init distributions."""
+    def reset_parameters(self, generator: torch.Generator | int | None = None) -> None:
+        """Re-draw every parameter from big_vision's (flax's) init distributions.
+
+        ``generator``: a torch.Generator, an int seed (a fresh CPU generator seeded with it), or None
+        (torch's global RNG). A CPU generator gives the same values whatever device the model is on."""
+        if isinstance(generator, int):
+            generator = torch.Generator().manual_seed(generator)
         w = self.width
         ph, pw = self.patch_size
         # nn.Conv default kernel_init: lecun_normal (truncated normal WITH variance correction),
