@@ -193,7 +193,8 @@ def _resize_hwc(crop: np.ndarray, oh: int, ow: int, flip: bool) -> torch.Tensor:
     else:
         top, bottom = horiz[:, :oh], horiz[:, oh:]
     out = (bottom - top).mul_(wy[:, None]).add_(top)            # TF: top + (bottom - top) * y_lerp
-    return out.clamp_(0.0, 255.0).to(torch.uint8)               # big_vision's clip + truncating cast
+    # big_vision's clip + truncating cast (numpy's float32 -> uint8 cast truncates too, and is faster here).
+    return torch.from_numpy(out.clamp_(0.0, 255.0).numpy().astype(np.uint8))
 
 
 def crop_resize_flip(data: bytes, box: Sequence[int], size: int = 224, *, flip: bool = False,
