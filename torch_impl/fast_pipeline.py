@@ -252,7 +252,7 @@ class FastTrainPipeline:
 
 
 # ---- RandAugment on one image, fast: LUTs for pointwise ops, cached tables for geometric ops -------------------
-_POINTWISE = ("Invert", "Posterize", "Solarize", "SolarizeAdd", "Brightness")
+_POINTWISE = ("Solarize", "SolarizeAdd", "Brightness")  # Invert, Posterize: apply_op is already one cheap op
 _GEOMETRIC = ("Rotate", "ShearX", "ShearY", "TranslateX", "TranslateY")
 
 
