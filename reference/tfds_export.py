@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 SPLIT_DIRS = {"train": "train", "validation": "val"}
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
 
 def export(name: str, out: Path, *, data_dir: str | None = None, splits=("train", "validation"),
@@ -38,11 +39,12 @@ def export(name: str, out: Path, *, data_dir: str | None = None, splits=("train"
         for ex in ds.as_numpy_iterator():
             fname = ex.get("file_name", b"")
             fname = fname.decode() if isinstance(fname, bytes) else str(fname)
-            if not fname:
-                fname = f"{split}_{n:08d}.jpg"
+            fname = os.path.basename(fname) or f"{split}_{n:08d}"
+            if not fname.lower().endswith(IMAGE_EXTENSIONS):
+                fname += ".jpg"
             cdir = sub / label.int2str(int(ex["label"]))
             cdir.mkdir(parents=True, exist_ok=True)
-            path = cdir / os.path.basename(fname)
+            path = cdir / fname
             if not path.exists():
                 tmp = path.with_name(path.name + ".tmp")
                 tmp.write_bytes(ex["image"])
@@ -53,8 +55,9 @@ def export(name: str, out: Path, *, data_dir: str | None = None, splits=("train"
             if n % 50_000 == 0:
                 print(f"tfds_export: {split}: {n} files", file=sys.stderr, flush=True)
         counts[split] = n
-    (out / "EXPORT_DONE.json").write_text(json.dumps({"name": name, "counts": counts,
-                                                      "num_classes": label.num_classes}, indent=1))
+    # the class list: ImageFolder's sorted folders would miss classes absent from a partial export
+    (out / "EXPORT_DONE.json").write_text(json.dumps({"name": name, "counts": counts, "num_classes": label.num_classes,
+                                                      "classes": list(label.names)}, indent=1))
     return counts
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import os
 import logging
 import random
 
@@ -149,3 +150,28 @@ def test_train_augmentation_depends_on_the_sample_seed_only():
     a, b, c = syn[(4, 123)], syn[(4, 123)], syn[(4, 124)]
     torch.testing.assert_close(a["image"], b["image"], rtol=0, atol=0)
     assert not torch.equal(a["image"], c["image"])
+
+
+@pytest.mark.slow
+def test_tfds_export_runs_in_its_own_process_and_loads_as_imagefolder(tmp_path):
+    """reference/tfds_export.py on tfds' mock imagenet2012 (TensorFlow only in the subprocess)."""
+    import subprocess
+    import sys
+    pytest.importorskip("tensorflow_datasets")   # the reference extra; only its presence is checked here
+    code = ("import sys, pathlib, tensorflow_datasets as tfds\n"
+            "from reference import tfds_export\n"
+            "with tfds.testing.mock_data(num_examples=5):\n"
+            "    tfds_export.export('imagenet2012', pathlib.Path(sys.argv[1]))\n")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "exp")], capture_output=True, text=True,
+                       timeout=240, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "tensorflow" not in sys.modules
+    from torch_impl.config import apply_overrides, get_config
+    cfg = apply_overrides(get_config("vit_s16_i1k"), {"input.data.split": "train[:60%]", "input.pp.crop_size": 16,
+                                                      "input.pp.eval_resize_small": 18})
+    sp = D.folder_splits(cfg, tmp_path / "exp")          # 1000 classes from EXPORT_DONE.json
+    n_hold = len(sp.minival) if sp.minival is not None else 0    # classes with 1 image stay in train
+    assert sp.num_classes == 1000 and len(sp.train) + n_hold == 5 and len(sp.val) == 5
+    for ds in (sp.train, sp.val):
+        item = ds[(0, 0)]
+        assert item["image"].shape == (3, 16, 16) and item["bad"] == 0

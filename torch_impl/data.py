@@ -403,7 +403,12 @@ def folder_splits(cfg, root: str | os.PathLike) -> Splits:
     if not tr.is_dir():
         raise FileNotFoundError(f"{root}: expected {tr} (ImageFolder layout: train/<class>/*.JPEG, "
                                 "val/<class>/*.JPEG); for tfds use --data tfds:imagenet2012")
-    files = list_image_folder(tr)
+    classes = None
+    done = root / "EXPORT_DONE.json"       # written by reference/tfds_export.py: the full, ordered label list
+    if done.exists():
+        import json
+        classes = json.loads(done.read_text()).get("classes")
+    files = list_image_folder(tr, classes=classes)
     if len(files.classes) != cfg.num_classes:
         raise ValueError(f"{tr}: {len(files.classes)} class folders but num_classes={cfg.num_classes}; "
                          f"set --set num_classes={len(files.classes)} or fix the folder")

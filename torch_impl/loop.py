@@ -272,7 +272,7 @@ def _train(cfg, splits, workdir, d: Dist, resume, metadata, stop_after_step, ech
     evals: dict[str, dict] = {}
     last_good = resumed_from
     pbar = None
-    if d.main and cfg.runtime.progress:
+    if d.main and cfg.runtime.progress and sys.stderr.isatty():
         from tqdm import tqdm
         pbar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, desc="train", file=sys.stderr)
     t0, s0 = time.perf_counter(), start
@@ -324,12 +324,16 @@ def _train(cfg, splits, workdir, d: Dist, resume, metadata, stop_after_step, ech
             rate = (step - s0) * B / max(time.perf_counter() - t0, 1e-9)
             pbar.set_postfix(loss=f"{step_loss:.4f}", img_s=f"{rate:.0f}", refresh=False)
         if cfg.log_training_steps and (step % cfg.log_training_steps == 0 or step == total or step == 1):
-            rate = (step - s0) * B / max(time.perf_counter() - t0, 1e-9)
-            mlog.write(step, "train", {"training_loss": step_loss, "lr": _current_lr(optimizer),
-                                       "img_per_sec": rate, "epoch": step * B / splits.train_size,
-                                       "bad_images": bad_images})
+            elapsed = time.perf_counter() - t0
+            rate = (step - s0) * B / max(elapsed, 1e-9)
+            rec = {"training_loss": step_loss, "lr": _current_lr(optimizer), "img_per_sec": rate,
+                   "epoch": step * B / splits.train_size, "bad_images": bad_images}
+            if d.device.type == "cuda":
+                rec["peak_mem_gib"] = torch.cuda.max_memory_allocated(d.device) / 2**30
+            mlog.write(step, "train", rec)
             if not pbar:
-                say(f"step {step}/{total}: loss {step_loss:.4f}  {rate:.0f} img/s")
+                eta = (total - step) * elapsed / max(step - s0, 1)
+                say(f"step {step}/{total}: loss {step_loss:.4f}  {rate:.0f} img/s  ETA {eta / 60:.1f} min")
         for name, ds in (("val", splits.val), ("minival", splits.minival)):
             ecfg = getattr(cfg.evals, name)
             if ds is None or not ecfg.log_steps or not (step % ecfg.log_steps == 0 or step == total):
@@ -348,7 +352,8 @@ def _train(cfg, splits, workdir, d: Dist, resume, metadata, stop_after_step, ech
     del batches
     if bad_images:
         say(f"train: {bad_images} unreadable image(s) were skipped (see the warnings above)")
-    return Result(step if step <= total else total, total, losses, evals, last_good, bad_images, workdir)
+    done = max(losses) if losses else start
+    return Result(done, total, losses, evals, last_good, bad_images, workdir)
 
 
 def _stderr(*args, **kw):
