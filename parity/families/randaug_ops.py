@@ -14,6 +14,8 @@ Quirk checks: the documented big_vision quirks, read off the recorded reference 
 """
 from __future__ import annotations
 
+import collections
+import contextlib
 import math
 
 import numpy as np
@@ -73,19 +75,22 @@ def make_requests() -> dict[str, dict[str, np.ndarray]]:
 
 
 # ---- loading and sweeping (memoised: the two metrics of one op x image share one sweep) ----------------
-_CACHE: dict = {}
+_CACHE: dict = {}                        # sweep results (small)
+_LOADED: collections.OrderedDict = collections.OrderedDict()  # the last few fixture files, decoded
 
 
 def _load(store, rel):
-    key = ("load", id(store), rel)
-    if key not in _CACHE:
+    key = (id(store), rel)
+    if key not in _LOADED:
         data = store.load(rel)
         cases = [tuple(c) for c in decode_spec(data["spec"])["cases"]]
         refs = {c: data["outputs"][i] for c, i in zip(cases, data["index"])}
         ndiff = dict(zip(cases, (int(n) for n in data["eager_ndiff"])))
-        _CACHE.clear()  # keep one image's fixtures in memory at a time (checks run file by file)
-        _CACHE[key] = (data["image"], refs, ndiff)
-    return _CACHE[key]
+        _LOADED[key] = (data["image"], refs, ndiff)
+        while len(_LOADED) > 3:
+            _LOADED.popitem(last=False)
+    _LOADED.move_to_end(key)
+    return _LOADED[key]
 
 
 def _label(case) -> str:
@@ -102,6 +107,25 @@ def _sweep_stats(store, rel, op, label, fn):
         return _CACHE[key]
     image, refs, ndiff = _load(store, rel)
     x = grids.to_chw(image)
+    with _one_thread():
+        stats = _sweep_cases(x, refs, ndiff, op, fn, rel)
+    _CACHE[key] = stats
+    return stats
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """Small-image kernels run ~20x slower with 2 intra-op threads on a contended 2-core machine (and a
+    DataLoader worker runs torch single-threaded anyway): sweep with one thread, then restore."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _sweep_cases(x, refs, ndiff, op, fn, rel):
     worst, worst_case, worst_detail, share, share_case, exact, n = -1.0, None, "", 0.0, None, 0, 0
     for case, ref in refs.items():
         if case[0] != op:
@@ -125,7 +149,6 @@ def _sweep_stats(store, rel, op, label, fn):
         summary = (f"{exact}/{n} cases exact; worst {_label(worst_case)}: {worst_detail}; largest share of differing "
                    f"values {share:.3%} at {_label(share_case)}; big_vision eager vs tf.data: {eager} pixels differ")
         stats = (worst, share, summary)
-    _CACHE[key] = stats
     return stats
 
 
@@ -178,6 +201,8 @@ def _tv_op(x, case):
         return TF.autocontrast(x)
     if op == "Equalize":
         return TF.equalize(x)
+    if op == "Invert":
+        return TF.invert(x)
     if op == "SolarizeAdd":  # torchvision has none; PIL-style: add, clip, then solarize at 128
         return TF.solarize((x.to(torch.int16) + arg).clamp(0, 255).to(torch.uint8), 128)
     if op == "Cutout":  # torchvision's RandomErasing-style erase of the same box, value 0
@@ -274,10 +299,16 @@ NEGATIVES = {
     "Posterize": [("torchvision_posterize", _tv_op, _PHOTOS, "max"), ("no_shift_clamp", _posterize_unclamped, _PHOTOS, "max")],
     "Solarize": [("torchvision_solarize", _tv_op, _PHOTOS, "max")],
     "SolarizeAdd": [("pil_style_solarize_add", _tv_op, _PHOTOS, "max")],
-    "AutoContrast": [("global_min_max", _autocontrast_global, ("chelsea_75x113", "coffee_61x91"), "max")],
+    "AutoContrast": [("global_min_max", _autocontrast_global, ("chelsea_75x113", "coffee_61x91"), "max"),
+                     # off by one on 0.35% of coffee's values (float rounding of the scale), exact elsewhere
+                     ("torchvision_autocontrast", _tv_op, ("coffee_61x91",), "share")],
     "Equalize": [("no_half_step_rounding", _equalize_no_half_step, _PHOTOS, "share")],
     "Cutout": [("erase_with_0", _tv_op, _PHOTOS, "max")],
 }
+
+
+# Ops whose torchvision kernel is bit-exact with big_vision (checked as positive facts for the docs).
+TORCHVISION_EXACT = ("Equalize", "Brightness", "Invert")
 
 
 # ---- quirks, read off the reference outputs alone -------------------------------------------------------
@@ -359,5 +390,9 @@ def checks(store) -> list[Check]:
                               (f"worst share of differing values over {levels}", SHARE_BAR))
                     out.append(Check(NAME, f"{op}[{image_name}]:{label}", m, bar,
                                      _sweep(store, rel, op, fn, label, metric), negative=True))
+            if op in TORCHVISION_EXACT and image_name in _PHOTOS + ("coffee_61x91",):
+                # A documented fact, not a control: torchvision's kernel equals big_vision's for these ops.
+                out.append(Check(NAME, f"{op}[{image_name}]:torchvision_is_exact", f"max |diff| over {levels}", 0.0,
+                                 _sweep(store, rel, op, _tv_op, "torchvision_is_exact")))
         out.extend(_quirk_checks(store, rel, image_name))
     return out
