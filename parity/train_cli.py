@@ -1,6 +1,6 @@
 """`parity train`: run the fast parity gate, then train (torch_impl.loop).
 
-    parity train --config vit_s16_i1k --data synthetic                 # CPU demo: a tiny ViT, ~300 steps
+    parity train --config vit_s16_i1k --data synthetic                 # CPU demo: a tiny ViT, 200 steps
     parity train --config vit_s16_i1k --data /data/imagenet --workdir runs/s16   # ImageFolder train/ val/
     torchrun --nproc_per_node 8 -m parity.cli train --config vit_s16_i1k --data /data/imagenet --workdir runs/s16
     parity train ... --resume                                          # continue from workdir's LAST checkpoint

@@ -83,26 +83,68 @@ def test_end_to_end_loss_falls_eval_runs_checkpoint_written(folder, tmp_path):
     assert meta["total_steps"] == 30 and meta["config"]["model"]["width"] == 16
 
 
+KILLER = r"""
+import os, signal, sys
+sys.path.insert(0, sys.argv[3])
+import torch
+from test_train import tiny_cfg, RESUME_OVERRIDES
+from torch_impl.data import Splits, folder_splits
+from torch_impl.loop import train
+
+class KillAt(torch.utils.data.Dataset):   # SIGKILLs this process while it loads the batch of step 7
+    def __init__(self, inner, at):
+        self.inner, self.at, self.n = inner, at, 0
+    def __len__(self):
+        return len(self.inner)
+    def __getitem__(self, item):
+        self.n += 1
+        if self.n > self.at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return self.inner[item]
+
+cfg = tiny_cfg(**RESUME_OVERRIDES)
+sp = folder_splits(cfg, sys.argv[1])
+train(cfg, Splits(KillAt(sp.train, 6 * cfg.input.batch_size), sp.minival, sp.val, 4, "killed"), sys.argv[2])
+"""
+RESUME_OVERRIDES = {"total_steps": 12, "ckpt_steps": 4, "evals.val.log_steps": 0, "evals.minival.log_steps": 0}
+
+
 def test_kill_and_resume_is_bit_identical(folder, tmp_path):
-    cfg = tiny_cfg(**{"total_steps": 12, "ckpt_steps": 4, "evals.val.log_steps": 0,
-                      "evals.minival.log_steps": 0})
+    """A run SIGKILLed during step 7 (last checkpoint: step 4), resumed, equals an uninterrupted run."""
+    import subprocess
+    import sys
+    cfg = tiny_cfg(**RESUME_OVERRIDES)
     full = train(cfg, folder_splits(cfg, folder), tmp_path / "a", echo=_quiet)
-    # "killed" after step 7: the last checkpoint is step 4, steps 5..7 are lost and recomputed
-    part = train(cfg, folder_splits(cfg, folder), tmp_path / "b", stop_after_step=7, echo=_quiet)
-    assert max(part.losses) == 7 and C.last_checkpoint(tmp_path / "b" / "checkpoints").name == "ckpt_00000004.pt"
+    p = subprocess.run([sys.executable, "-c", KILLER, str(folder), str(tmp_path / "b"), os.path.dirname(__file__)],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == -9, p.stderr[-2000:]
+    assert C.last_checkpoint(tmp_path / "b" / "checkpoints").name == "ckpt_00000004.pt"
+    logged = {r["step"]: r["training_loss"] for r in read_jsonl(tmp_path / "b" / "metrics.jsonl")}
+    assert max(logged) == 6 and all(logged[s] == full.losses[s] for s in logged)
     res = train(cfg, folder_splits(cfg, folder), tmp_path / "b", resume=True, echo=_quiet)
     assert sorted(res.losses) == list(range(5, 13))
     for s in range(5, 13):
         assert res.losses[s] == full.losses[s], (s, res.losses[s], full.losses[s])   # bit-identical
-    for s in range(1, 8):
-        assert part.losses[s] == full.losses[s]
     a = C.load_checkpoint(C.last_checkpoint(tmp_path / "a" / "checkpoints"))
     b = C.load_checkpoint(C.last_checkpoint(tmp_path / "b" / "checkpoints"))
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
-    # the JSONL log of the resumed run has each step once
+    for k, st in a["optimizer"]["state"].items():
+        for name, v in st.items():
+            if torch.is_tensor(v):
+                assert torch.equal(v, b["optimizer"]["state"][k][name]), (k, name)
+    # the JSONL log of the resumed run has each step once (steps 5, 6 of the killed run were dropped)
     steps = [r["step"] for r in read_jsonl(tmp_path / "b" / "metrics.jsonl") if r["split"] == "train"]
-    assert steps == sorted(set(steps)) and steps[-1] == 12
+    assert steps == list(range(1, 13))
+
+
+def test_stop_after_step_then_resume(folder, tmp_path):
+    cfg = tiny_cfg(**{**RESUME_OVERRIDES, "total_steps": 6, "ckpt_steps": 2})
+    full = train(cfg, folder_splits(cfg, folder), tmp_path / "a", echo=_quiet)
+    part = train(cfg, folder_splits(cfg, folder), tmp_path / "b", stop_after_step=3, echo=_quiet)
+    assert part.step == 3 and part.checkpoint.name == "ckpt_00000002.pt"
+    res = train(cfg, folder_splits(cfg, folder), tmp_path / "b", resume=True, echo=_quiet)
+    assert [res.losses[s] for s in range(3, 7)] == [full.losses[s] for s in range(3, 7)]
 
 
 def test_gradient_accumulation_equals_the_whole_batch(folder, tmp_path):

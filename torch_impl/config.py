@@ -180,13 +180,13 @@ def tiny_demo_overrides() -> dict[str, Any]:
     """What `--data synthetic` applies on top of any config: a tiny ViT that trains in ~2 minutes on 2 CPU
     cores. Explicit `--set` overrides win over these."""
     return {
-        "total_epochs": None, "total_steps": 300, "num_classes": 10,
+        "total_epochs": None, "total_steps": 200, "num_classes": 10,
         "input.batch_size": 32, "input.num_workers": 1,
         "input.pp.crop_size": 32, "input.pp.eval_resize_small": 36, "input.pp.inception_area_min": 0.3,
         "input.pp.randaug_magnitude": 5,
         "model.variant": "Ti/8", "model.width": 64, "model.depth": 2, "model.mlp_dim": 128, "model.num_heads": 2,
         "lr": 0.003, "schedule.warmup_steps": 30,
-        "log_training_steps": 25, "ckpt_steps": 100,
+        "log_training_steps": 20, "ckpt_steps": 100,
         "evals.val.log_steps": 100, "evals.minival.log_steps": 100,
         "evals.val.batch_size": 128, "evals.minival.batch_size": 128,
     }

@@ -381,7 +381,7 @@ class Splits:
         return len(self.train)
 
 
-def synthetic_splits(cfg, *, n_train: int = 20_000, n_val: int = 1_000, seed: int = 0) -> Splits:
+def synthetic_splits(cfg, *, n_train: int = 20_000, n_val: int = 500, seed: int = 0) -> Splits:
     pp = cfg.input.pp
     size = max(pp.eval_resize_small, pp.crop_size) + 8
     frac = cfg.train_fraction()
