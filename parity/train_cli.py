@@ -147,7 +147,8 @@ def resolve_config(args):
     if args.data == "synthetic" and not args.full_size:
         C.apply_overrides(cfg, C.tiny_demo_overrides())
     elif args.data == "synthetic":
-        C.apply_overrides(cfg, {"total_epochs": None, "total_steps": 300, "input.num_workers": 4,
+        C.apply_overrides(cfg, {"total_epochs": None, "total_steps": 300, "schedule.warmup_steps": 100,
+                                "input.num_workers": 8,
                                 "evals.val.max_examples": 4096, "evals.minival.max_examples": 4096})
     return C.apply_overrides(cfg, args.set)
 
@@ -185,6 +186,9 @@ def main(args) -> int:
     except TrainingDiverged as e:
         print(f"parity train: STOPPED: {e}", file=sys.stderr)
         return 3
+    except ValueError as e:   # e.g. warmup longer than the run, a batch not divisible by the processes
+        print(f"parity train: {e}", file=sys.stderr)
+        return 2
     if os.environ.get("RANK", "0") == "0":
         first = result.losses.get(min(result.losses)) if result.losses else None
         last = result.losses.get(max(result.losses)) if result.losses else None

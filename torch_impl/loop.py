@@ -326,14 +326,18 @@ def _train(cfg, splits, workdir, d: Dist, resume, metadata, stop_after_step, ech
         if cfg.log_training_steps and (step % cfg.log_training_steps == 0 or step == total or step == 1):
             elapsed = time.perf_counter() - t0
             rate = (step - s0) * B / max(elapsed, 1e-9)
-            rec = {"training_loss": step_loss, "lr": _current_lr(optimizer), "img_per_sec": rate,
+            window = [losses[k] for k in range(max(start + 1, step - cfg.log_training_steps + 1), step + 1)]
+            avg = sum(window) / len(window)
+            rec = {"training_loss": step_loss, "training_loss_avg": avg, "lr": _current_lr(optimizer),
+                   "img_per_sec": rate,
                    "epoch": step * B / splits.train_size, "bad_images": bad_images}
             if d.device.type == "cuda":
                 rec["peak_mem_gib"] = torch.cuda.max_memory_allocated(d.device) / 2**30
             mlog.write(step, "train", rec)
             if not pbar:
                 eta = (total - step) * elapsed / max(step - s0, 1)
-                say(f"step {step}/{total}: loss {step_loss:.4f}  {rate:.0f} img/s  ETA {eta / 60:.1f} min")
+                say(f"step {step}/{total}: loss {step_loss:.4f} (mean of the last {len(window)}: {avg:.4f})  "
+                    f"{rate:.0f} img/s  ETA {eta / 60:.1f} min")
         for name, ds in (("val", splits.val), ("minival", splits.minival)):
             ecfg = getattr(cfg.evals, name)
             if ds is None or not ecfg.log_steps or not (step % ecfg.log_steps == 0 or step == total):
