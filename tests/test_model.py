@@ -328,3 +328,16 @@ def test_non_square_learned_posemb_is_not_mistaken_for_a_folded_cls(tmp_path):
     C.load_big_vision_checkpoint(dst, tmp_path / "c.npz")
     x = _images(2, 16, 40)
     torch.testing.assert_close(dst(x)[0], src(x)[0], rtol=0, atol=0)
+
+
+def test_big_vision_params_is_a_snapshot_not_a_view():
+    # Regression: 1-D params (biases, LayerNorm) used to come back as views of the live tensors.
+    from torch_impl.convert import big_vision_params
+    model = ViT(3, variant="mu/8", width=32, depth=1, num_heads=2, mlp_dim=64, image_size=16)
+    snap = big_vision_params(model)
+    before = {k: v.copy() for k, v in snap.items()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    for k in snap:
+        np.testing.assert_array_equal(snap[k], before[k], err_msg=k)

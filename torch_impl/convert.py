@@ -137,7 +137,9 @@ def big_vision_params(model: ViT) -> dict[str, np.ndarray]:
     out = {}
     for name, ent in sorted(_entries(model).items()):
         a = ent.tensor.detach().to("cpu", torch.float32).numpy()
-        out[name] = np.ascontiguousarray(ent.to_bv(a))
+        # Always a copy: for CPU float32 tensors whose layout needs no transpose, .numpy() shares memory
+        # with the live parameter, and a snapshot must not move as training goes on.
+        out[name] = np.array(ent.to_bv(a), copy=True, order="C")
     return out
 
 

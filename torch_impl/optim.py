@@ -99,7 +99,7 @@ def big_vision_names(model: nn.Module) -> dict[str, str]:
     except ImportError:  # pragma: no cover - model/convert are part of the package
         ViT = None
     if ViT is not None and isinstance(model, ViT):
-        by_id = {id(e.tensor): name for name, e in convert._entries(model).items()}
+        by_id = {id(t): name for name, t in convert.big_vision_tensors(model).items()}
         out = {}
         for tname, p in model.named_parameters():
             if id(p) not in by_id:
