@@ -167,3 +167,13 @@ def test_transform_validates_arguments():
         RandAugment17(contrast="true")
     with pytest.raises(ValueError, match="dtype torch.uint8"):
         RandAugment17()(torch.zeros(3, 8, 8))
+
+
+def test_tiny_images_do_not_crash():
+    # big_vision cannot even trace randaug below 3x3 (Sharpness's VALID conv); ours keeps such images working.
+    for h, w in ((1, 1), (2, 5), (3, 3)):
+        x = grids.to_chw(grids.noise(h, w, seed=h * 10 + w))
+        for op in OPS:
+            out = apply_op(x, op, 10, cutout_center=(0, 0))
+            assert out.shape == x.shape and out.dtype == torch.uint8
+        assert torch.equal(apply_op(x, "Sharpness", 3), x) or (h >= 3 and w >= 3)
