@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 __all__ = ["OPS", "SIGNED_OPS", "MAX_LEVEL", "apply_op", "op_argument", "randaugment", "sample_randaug_params",
-           "apply_randaug", "RandAugment17"]
+           "apply_randaug", "sample_cutout_center", "rgb_to_grayscale", "RandAugment17"]
 
 MAX_LEVEL = 10.0          # big_vision's _MAX_LEVEL
 CUTOUT_CONST = 40         # big_vision's randaug HParams(cutout_const=40, translate_const=100)
