@@ -66,11 +66,14 @@ def _check_image(image: Any, what: str = "image") -> torch.Tensor:
 
 
 def _check_level(level: Any) -> float:
+    # big_vision maps a level linearly (level / _MAX_LEVEL) and accepts magnitudes above 10: its configs use
+    # randaug(2, 15) and randaug(2, 20). Only negative or non-finite levels are meaningless.
     if isinstance(level, bool) or not isinstance(level, (int, float)):
-        raise ValueError(f"level must be a number in [0, {MAX_LEVEL:g}], got {level!r} ({type(level).__name__})")
+        raise ValueError(f"level must be a number >= 0 (big_vision's scale: 10 = _MAX_LEVEL), got {level!r} "
+                         f"({type(level).__name__})")
     level = float(level)
-    if not (0.0 <= level <= MAX_LEVEL):  # also rejects NaN
-        raise ValueError(f"level must be in [0, {MAX_LEVEL:g}] (big_vision's _MAX_LEVEL), got {level!r}")
+    if not (0.0 <= level < float("inf")):  # also rejects NaN
+        raise ValueError(f"level must be a finite number >= 0 (big_vision's scale: 10 = _MAX_LEVEL), got {level!r}")
     return level
 
 
@@ -190,8 +193,10 @@ def _equalize(image: torch.Tensor) -> torch.Tensor:
 
 
 def _posterize(image: torch.Tensor, bits: int) -> torch.Tensor:
-    # TF's bitwise shifts clamp the shift to [0, 7] on uint8: 0 bits (shift 8) acts as shift 7.
-    shift = min(max(8 - bits, 0), 7)
+    # The shift 8 - bits becomes a uint8 tensor (a negative shift, from levels above 10 where bits > 8,
+    # wraps: -2 -> 254), and TF's bitwise shifts clamp it to 7 on uint8: 0 bits (shift 8) acts as shift 7,
+    # and so does every bits > 8. Verified against big_vision at levels 12..30.
+    shift = min((8 - bits) % 256, 7)
     return (image >> shift) << shift
 
 
