@@ -27,6 +27,10 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--core", type=int, default=None)
+    p.add_argument("--serve", action="store_true", help="after warm-up, time one repeat per 'run' line on stdin "
+                   "(implies --no-read-ahead)")
+    p.add_argument("--no-read-ahead", action="store_true", help="turn off tf.data's prefetch injection and "
+                   "map+batch fusion (what --serve needs; to compare with the default configuration)")
     args = p.parse_args(argv)
     if args.core is not None:
         os.sched_setaffinity(0, {args.core})
@@ -53,20 +57,41 @@ def main(argv=None) -> int:
     opts.threading.private_threadpool_size = 1
     opts.threading.max_intra_op_parallelism = 1
     opts.deterministic = True
+    if args.serve or args.no_read_ahead:
+        # No background read-ahead: between timed repeats (--serve) the pipeline must sit idle, so that each
+        # image is produced inside the timed window (tf.data would otherwise inject a prefetch buffer, or fuse
+        # map+batch into an op that batches ahead on a thread).
+        opts.autotune.enabled = False
+        opts.experimental_optimization.inject_prefetch = False
+        opts.experimental_optimization.map_parallelization = False
+        opts.experimental_optimization.map_and_batch_fusion = False
+        opts.experimental_optimization.apply_default_optimizations = False
     ds = (tf.data.Dataset.from_tensor_slices(tf.constant(data)).repeat()
           .map(lambda b: fn({"image": b})["image"]).batch(args.batch).with_options(opts))
     it = iter(ds)
     batches = max(1, args.n // args.batch)
     for _ in range(max(1, args.warmup // args.batch)):
         next(it).numpy()
-    rates = []
-    for _ in range(args.repeats):
+    info = {"pp": args.pp, "images": batches * args.batch, "core": args.core, "tensorflow": tf.__version__,
+            "big_vision_commit": bv.commit}
+
+    def one_repeat() -> float:
         t0 = time.perf_counter()
         for _ in range(batches):
             next(it).numpy()
-        rates.append(batches * args.batch / (time.perf_counter() - t0))
-    print(json.dumps({"pp": args.pp, "rates": rates, "images": batches * args.batch, "core": args.core,
-                      "tensorflow": tf.__version__, "big_vision_commit": bv.commit}))
+        return batches * args.batch / (time.perf_counter() - t0)
+
+    if args.serve:
+        # Interleaved mode: the caller sends "run" for each repeat (between its own contenders' repeats, so
+        # all of them see the same machine load) and "quit" at the end; idle, this process only waits.
+        print(json.dumps({"ready": True, **info}), flush=True)
+        for line in sys.stdin:
+            if line.strip() != "run":
+                break
+            print(json.dumps({"rate": one_repeat()}), flush=True)
+        return 0
+    rates = [one_repeat() for _ in range(args.repeats)]
+    print(json.dumps({"rates": rates, **info}))
     return 0
 
 

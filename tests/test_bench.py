@@ -80,6 +80,12 @@ def test_bench_big_vision_pipeline_tiny(big_vision_env):
     """big_vision's tf.data pipeline in the reference subprocess, on the same JPEGs."""
     from parity import photos
     from parity.bench import pipeline
-    rates = pipeline.big_vision(list(photos.imagenet_like_jpegs().values()), n=32, repeats=1, warmup=0, core=None,
-                                randaug=True)
+    jpegs = list(photos.imagenet_like_jpegs().values())
+    rates = pipeline.big_vision(jpegs, n=32, repeats=1, warmup=0, core=None, randaug=True)
     assert len(rates) == 1 and rates[0] > 0
+    server = pipeline.BigVisionServer(jpegs, n=8, warmup=0, core=None, randaug=False)  # interleaved mode
+    try:
+        assert server.run() > 0 and server.run() > 0
+    finally:
+        server.close()
+    assert server.proc.returncode == 0

@@ -6,7 +6,9 @@ Contenders, same JPEGs (parity.photos.imagenet_like_jpegs: 500x375, quality 90),
   reference path (ours)  decode_jpeg(precise=False) -> InceptionCrop(224) -> flip_lr -> RandAugment17 -> value_range
   torchvision v2         PIL decode -> v2.RandomResizedCrop(224) -> RandomHorizontalFlip -> v2.RandAugment(2, 9)
                          -> PILToTensor -> ToDtype(float32, scale) -> Normalize (the usual torchvision recipe)
-  big_vision tf.data     big_vision's pp string in tf.data, in the reference subprocess (needs BIG_VISION_DIR)
+  big_vision tf.data     big_vision's pp string in tf.data, in the reference subprocess (needs BIG_VISION_DIR),
+                         default tf.data options, timed right after the torch contenders; with
+                         --interleave-big-vision one repeat at a time between theirs (read-ahead off)
 """
 from __future__ import annotations
 
@@ -30,6 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--core", type=int, default=None, help="CPU core to pin to (default: the last allowed one)")
     p.add_argument("--no-randaug", action="store_true", help="drop RandAugment from every contender")
     p.add_argument("--no-big-vision", action="store_true", help="skip big_vision even if BIG_VISION_DIR is set")
+    p.add_argument("--interleave-big-vision", action="store_true",
+                   help="time big_vision one repeat at a time between the torch repeats (same load for all); "
+                        "needs tf.data's read-ahead off, which makes TF ~15-20%% slower than its default config")
     p.add_argument("--only", action="append", help="run only these torch contenders (repeatable)")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
 
@@ -91,26 +96,75 @@ def contenders(jpegs: list[bytes], randaug: bool, seed: int = 0) -> dict:
     return {k: _batched(f) for k, f in out.items()}
 
 
-def big_vision(jpegs: list[bytes], *, n: int, repeats: int, warmup: int, core, randaug: bool) -> list[float]:
-    """Run reference/bench_pipeline.py in its own process on the same JPEG files; returns img/s per repeat."""
-    from reference.bench_pipeline import DEFAULT_PP  # plain module: imports no TF at module level
-    pp = DEFAULT_PP if randaug else DEFAULT_PP.replace("|randaug(2,10)", "")
+def _reference_cmd(folder: str, *, pp: str, n: int, repeats: int, warmup: int, core, serve: bool):
+    cmd = [sys.executable, "-m", "reference.bench_pipeline", "--jpegs", folder, "--pp", pp, "--n", str(n),
+           "--repeats", str(repeats), "--warmup", str(warmup), "--batch", str(BATCH)]
+    if core is not None:
+        cmd += ["--core", str(core)]
+    if serve:
+        cmd.append("--serve")
     root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return cmd, env
+
+
+def _pp(randaug: bool) -> str:
+    from reference.bench_pipeline import DEFAULT_PP  # plain module: imports no TF at module level
+    return DEFAULT_PP if randaug else DEFAULT_PP.replace("|randaug(2,10)", "")
+
+
+def big_vision(jpegs: list[bytes], *, n: int, repeats: int, warmup: int, core, randaug: bool) -> list[float]:
+    """Run reference/bench_pipeline.py in its own process on the same JPEG files; returns img/s per repeat."""
     with tempfile.TemporaryDirectory(prefix="bench-jpegs-") as tmp:
         for i, data in enumerate(jpegs):
             Path(tmp, f"{i:03d}.jpg").write_bytes(data)
-        cmd = [sys.executable, "-m", "reference.bench_pipeline", "--jpegs", tmp, "--pp", pp, "--n", str(n),
-               "--repeats", str(repeats), "--warmup", str(warmup), "--batch", str(BATCH)]
-        if core is not None:
-            cmd += ["--core", str(core)]
+        cmd, env = _reference_cmd(tmp, pp=_pp(randaug), n=n, repeats=repeats, warmup=warmup, core=core, serve=False)
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
     if proc.returncode != 0:
         raise RuntimeError(f"big_vision benchmark failed (exit {proc.returncode}): {' '.join(cmd)}\n"
                            + "\n".join(proc.stderr.strip().splitlines()[-15:]))
     return json.loads(proc.stdout.strip().splitlines()[-1])["rates"]
+
+
+class BigVisionServer:
+    """big_vision's pipeline warmed up in its subprocess, timing one repeat per ``run()`` call, so its repeats
+    interleave with the torch contenders' (same load for all)."""
+
+    def __init__(self, jpegs: list[bytes], *, n: int, warmup: int, core, randaug: bool):
+        self._tmp = tempfile.TemporaryDirectory(prefix="bench-jpegs-")
+        for i, data in enumerate(jpegs):
+            Path(self._tmp.name, f"{i:03d}.jpg").write_bytes(data)
+        cmd, env = _reference_cmd(self._tmp.name, pp=_pp(randaug), n=n, repeats=1, warmup=warmup, core=core,
+                                  serve=True)
+        self._cmd = cmd
+        self._errf = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self._errf, text=True)
+        self._read()  # the "ready" line, after TF import and warm-up
+
+    def _read(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait(timeout=60)
+            self._errf.seek(0)
+            tail = "\n".join(self._errf.read().strip().splitlines()[-15:])
+            raise RuntimeError(f"big_vision benchmark failed (exit {self.proc.returncode}): {' '.join(self._cmd)}\n{tail}")
+        return json.loads(line)
+
+    def run(self) -> float:
+        self.proc.stdin.write("run\n")
+        self.proc.stdin.flush()
+        return float(self._read()["rate"])
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.write("quit\n")
+            self.proc.stdin.flush()
+            self.proc.wait(timeout=60)
+        self._errf.close()
+        self._tmp.cleanup()
 
 
 def main(args) -> int:
@@ -125,9 +179,27 @@ def main(args) -> int:
             raise SystemExit(f"bench pipeline: unknown contender(s) {unknown}; known: {list(runs)}")
         runs = {k: v for k, v in runs.items() if k in args.only}
     n = args.n if args.n < BATCH else (args.n // BATCH) * BATCH
-    series = common.interleaved(runs, n, args.repeats, args.warmup)
     from parity.reference_runner import big_vision_dir
-    if big_vision_dir() and not args.no_big_vision:
+    server = None
+    with_bv = bool(big_vision_dir()) and not args.no_big_vision
+    if with_bv and args.interleave_big_vision:
+        server = BigVisionServer(jpegs, n=n, warmup=args.warmup, core=core, randaug=randaug)
+    try:
+        # Interleaved repeats: each torch contender, then big_vision's, per repeat (same load for all).
+        series = common.interleaved(runs, n, 0, args.warmup)
+        if server is not None:
+            series["big_vision tf.data"] = common.Series("big_vision tf.data")
+        for _ in range(args.repeats):
+            for k, fn in runs.items():
+                series[k].rates.append(common.rate(fn, n))
+            if server is not None:
+                series["big_vision tf.data"].rates.append(server.run())
+    finally:
+        if server is not None:
+            server.close()
+    if with_bv and server is None:
+        # Default: big_vision's pipeline with tf.data's default options (as big_vision runs it), timed in its
+        # process right after the torch contenders (same run, core and images; a later time window).
         s = common.Series("big_vision tf.data")
         s.rates = big_vision(jpegs, n=n, repeats=args.repeats, warmup=args.warmup, core=core, randaug=randaug)
         series[s.name] = s
