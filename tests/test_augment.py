@@ -177,3 +177,12 @@ def test_tiny_images_do_not_crash():
             out = apply_op(x, op, 10, cutout_center=(0, 0))
             assert out.shape == x.shape and out.dtype == torch.uint8
         assert torch.equal(apply_op(x, "Sharpness", 3), x) or (h >= 3 and w >= 3)
+
+
+def test_public_api_names_of_the_design_are_importable_from_augment():
+    # DESIGN.md lists sample_inception_box and InceptionCrop under torch_impl.augment.
+    from torch_impl import augment, inception_crop
+    assert augment.sample_inception_box is inception_crop.sample_inception_box
+    assert augment.InceptionCrop is inception_crop.InceptionCrop
+    top, left, h, w = augment.sample_inception_box(375, 500, generator=torch.Generator().manual_seed(0))
+    assert 0 <= top and 0 <= left and top + h <= 375 and left + w <= 500

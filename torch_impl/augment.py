@@ -29,8 +29,12 @@ from typing import Any
 
 import torch
 
+# The inception crop lives in its own module; it is part of this module's public API (DESIGN.md) too.
+from torch_impl.inception_crop import InceptionCrop, sample_inception_box
+
 __all__ = ["OPS", "SIGNED_OPS", "MAX_LEVEL", "apply_op", "op_argument", "randaugment", "sample_randaug_params",
-           "apply_randaug", "sample_cutout_center", "rgb_to_grayscale", "RandAugment17"]
+           "apply_randaug", "sample_cutout_center", "rgb_to_grayscale", "RandAugment17",
+           "sample_inception_box", "InceptionCrop"]
 
 MAX_LEVEL = 10.0          # big_vision's _MAX_LEVEL
 CUTOUT_CONST = 40         # big_vision's randaug HParams(cutout_const=40, translate_const=100)
