@@ -42,6 +42,57 @@ def test_fast_apply_op_equals_apply_op():
                     assert torch.equal(ref, got), (op, lv, sign, tuple(x.shape))
 
 
+def _value_images(g):
+    """Images that contain every uint8 value in every channel (in different combinations), plus small and
+    low-contrast ones: the numpy kernels of torch_impl.fast_ops are checked on all 256 values."""
+    allv = torch.arange(256, dtype=torch.uint8)
+    ramp = torch.stack([allv.view(16, 16), allv.flip(0).view(16, 16), allv.view(16, 16).t().contiguous()])
+    return [torch.randint(0, 256, (3, 48, 56), generator=g, dtype=torch.uint8), ramp,
+            torch.randint(0, 256, (3, 2, 2), generator=g, dtype=torch.uint8),
+            torch.randint(0, 256, (3, 3, 3), generator=g, dtype=torch.uint8),
+            torch.randint(0, 256, (3, 31, 45), generator=g, dtype=torch.uint8) // 3 + 40,
+            torch.full((3, 5, 7), 200, dtype=torch.uint8)]
+
+
+def test_fast_apply_op_all_values_and_levels_above_10():
+    g = torch.Generator().manual_seed(1)
+    for x in _value_images(g):
+        for op in OPS:
+            for lv in (0.5, 3, 5.5, 7, 12, 15, 20, 30):
+                for sign in (1, -1):
+                    ref = apply_op(x, op, lv, sign=sign, cutout_center=(1, 1))
+                    got = FP.fast_apply_op(x, op, lv, sign=sign, cutout_center=(1, 1))
+                    assert torch.equal(ref, got), (op, lv, sign, tuple(x.shape))
+
+
+def test_integer_identities_exhaustively():
+    from torch_impl import augment as A
+    from torch_impl import fast_ops as O
+    x = torch.arange(256, dtype=torch.uint8).view(1, 1, 256).expand(3, 1, 256).contiguous()
+    for thr in range(0, 300):
+        assert torch.equal(torch.from_numpy(O.solarize(x.numpy(), thr)), A._solarize(x, thr)), thr
+    for add in range(0, 400):
+        assert torch.equal(torch.from_numpy(O.solarize_add(x.numpy(), add)), A._solarize_add(x, add)), add
+    for f in (0.0, 0.1, 0.5, 1.0, 1.3, 1.9, 2.5, 5.0):
+        assert torch.equal(torch.from_numpy(O.brightness(x.numpy(), f)), A._blend(torch.zeros_like(x), x, f)), f
+        for d in (0, 1, 127, 196, 255):
+            ref = A._blend(torch.full_like(x, d), x, f)
+            assert torch.equal(torch.from_numpy(O.contrast_constant(x.numpy(), d, f)), ref), (f, d)
+
+
+def test_single_box_sampler_equals_inception_crop_sampler():
+    from torch_impl.fast_ops import sample_inception_box1
+    from torch_impl.inception_crop import sample_inception_box
+    for (H, W) in ((375, 500), (500, 375), (224, 224), (100, 2660), (10, 400), (1, 1), (2, 3), (1000, 33)):
+        for area in ((0.05, 1.0), (0.5, 0.6), (1.0, 1.0), (0.9, 0.1)):
+            g1, g2 = torch.Generator().manual_seed(H + W), torch.Generator().manual_seed(H + W)
+            for i in range(40 if min(H, W) >= 224 else 6):   # odd shapes take up to 100 attempts each
+                a = sample_inception_box(H, W, area_range=area, generator=g1)
+                b = sample_inception_box1(H, W, area, generator=g2)
+                assert a == b, (H, W, area, i)
+            assert torch.equal(g1.get_state(), g2.get_state())     # the same number of draws
+
+
 def test_fast_randaugment_same_draws_same_result():
     x = torch.from_numpy(photos.photo("astronaut", (64, 80))).permute(2, 0, 1).contiguous()
     for seed in range(12):

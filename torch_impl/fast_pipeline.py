@@ -229,7 +229,9 @@ class FastTrainPipeline:
         if output not in ("float", "uint8"):
             raise ValueError(f"output must be 'float' or 'uint8', got {output!r}")
         self.size, self.flip, self.fast_dct, self.output = int(size), bool(flip), bool(fast_dct), output
-        self.area_range = tuple(area_range)
+        from torch_impl.inception_crop import BIG_VISION_ASPECT_RATIO_RANGE, _check_ranges
+        _check_ranges(1, 1, area_range, BIG_VISION_ASPECT_RATIO_RANGE, 1)
+        self.area_range = tuple(float(a) for a in area_range)
         self.randaug = None if randaug is None else (int(randaug[0]), float(randaug[1]))
         self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
         self._box_sampler = box_sampler
@@ -237,6 +239,10 @@ class FastTrainPipeline:
     def sample_box(self, height: int, width: int) -> tuple[int, int, int, int]:
         if self._box_sampler is not None:
             return tuple(int(v) for v in self._box_sampler(height, width, self.generator))
+        if height > 0 and width > 0:
+            # = inception_crop.sample_inception_box (same draws, same box), without its array overhead.
+            from torch_impl.fast_ops import sample_inception_box1
+            return sample_inception_box1(height, width, self.area_range, generator=self.generator)
         from torch_impl.inception_crop import sample_inception_box
         return tuple(int(v) for v in sample_inception_box(height, width, area_range=self.area_range,
                                                           generator=self.generator))
@@ -252,87 +258,107 @@ class FastTrainPipeline:
 
 
 # ---- RandAugment on one image, fast: LUTs for pointwise ops, cached tables for geometric ops -------------------
-_POINTWISE = ("Solarize", "SolarizeAdd", "Brightness")  # Invert, Posterize: apply_op is already one cheap op
 _GEOMETRIC = ("Rotate", "ShearX", "ShearY", "TranslateX", "TranslateY")
+# Ops run by the numpy kernels of torch_impl.fast_ops (Contrast only in big_vision's mode); Invert and
+# Posterize stay with apply_op (already one cheap integer op), Cutout is a slice assignment below.
+_NUMPY_OPS = ("AutoContrast", "Equalize", "Solarize", "SolarizeAdd", "Color", "Contrast", "Brightness",
+              "Sharpness")
 
 
 @lru_cache(maxsize=256)
-def _pointwise_lut(name: str, level: float) -> np.ndarray:
-    """The op's value map, obtained by running apply_op itself on the 256 possible values (exact by
-    construction: these ops act on each pixel value alone)."""
-    from torch_impl.augment import apply_op
-    ramp = torch.arange(256, dtype=torch.uint8).view(1, 1, 256).expand(3, 1, 256).contiguous()
-    return apply_op(ramp, name, level)[0, 0].numpy().copy()
-
-
-@lru_cache(maxsize=256)
-def _geometry(name: str, level: float, sign: int, h: int, w: int) -> np.ndarray:
-    """Gather table into the flattened image with one extra slot (index h*w) holding the fill value."""
+def _geometry(name: str, level: float, sign: int, h: int, w: int):
+    """The op as a gather table into the flattened image with one extra slot (index h*w) holding the fill
+    value; or, when the table is exactly a whole-image shift (Translate, and any op whose table happens
+    to be one), ``(dy, dx)``: out[y, x] = in[y + dy, x + dx] where that is inside, else the fill."""
     from torch_impl.batched_augment import geometry_coefficients, projective_tables
     coeffs = geometry_coefficients(name, h, w, torch.tensor([level]), torch.tensor([sign]))
     idx, inside = projective_tables(h, w, *coeffs)
-    return torch.where(inside[0], idx[0], h * w).reshape(-1).numpy()
+    table = torch.where(inside[0], idx[0], h * w).reshape(-1).numpy()
+    # Detect a shift from one pixel, then confirm it against the whole table (exact by construction).
+    for dy, dx in _shift_candidates(table, h, w):
+        if np.array_equal(_shift_table(dy, dx, h, w), table):
+            return (dy, dx)
+    return table
 
 
-def _lut_apply(x: np.ndarray, lut: np.ndarray) -> np.ndarray:
-    return np.take(lut, x) if lut.ndim == 1 else np.stack([np.take(lut[c], x[c]) for c in range(3)])
+def _shift_candidates(table: np.ndarray, h: int, w: int):
+    inside = np.flatnonzero(table < h * w)
+    if inside.size == 0:
+        return [(h, w)]                       # everything filled: a shift out of the image
+    k = int(inside[0])
+    return [(int(table[k]) // w - k // w, int(table[k]) % w - k % w)]
+
+
+def _shift_table(dy: int, dx: int, h: int, w: int) -> np.ndarray:
+    ys, xs = np.arange(h)[:, None] + dy, np.arange(w)[None, :] + dx
+    ok = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
+    return np.where(ok, ys * w + xs, h * w).reshape(-1)
+
+
+def _geometric_apply(x: np.ndarray, geo, replace: int) -> np.ndarray:
+    _, h, w = x.shape
+    if isinstance(geo, tuple):
+        dy, dx = geo
+        out = np.full_like(x, replace)
+        oy0, oy1 = max(0, -dy), min(h, h - dy)
+        ox0, ox1 = max(0, -dx), min(w, w - dx)
+        if oy1 > oy0 and ox1 > ox0:
+            out[:, oy0:oy1, ox0:ox1] = x[:, oy0 + dy:oy1 + dy, ox0 + dx:ox1 + dx]
+        return out
+    src = np.empty((3, h * w + 1), np.uint8)
+    src[:, :-1] = x.reshape(3, -1)
+    src[:, -1] = replace
+    return np.take(src, geo, axis=1).reshape(3, h, w)
+
+
+def _contrast_degenerate(h: int, w: int) -> int:
+    # big_vision: the 256-bin histogram's sum (= pixel count, in float32) / 256, clipped to 255, truncated.
+    return int(min(np.float32(h * w) / np.float32(256.0), np.float32(255.0)))
+
+
+def _numpy_op(x: np.ndarray, name: str, level: float, contrast: str) -> np.ndarray:
+    from torch_impl import augment as A
+    from torch_impl import fast_ops as O
+    if name == "AutoContrast":
+        return O.autocontrast(x)
+    if name == "Equalize":
+        return O.equalize(x)
+    arg = A.op_argument(name, level)
+    if name == "Solarize":
+        return O.solarize(x, arg)
+    if name == "SolarizeAdd":
+        return O.solarize_add(x, arg)
+    if name == "Brightness":
+        return O.brightness(x, arg)
+    if name == "Color":
+        return O.color(x, arg)
+    if name == "Sharpness":
+        return O.sharpness(x, arg)
+    if name == "Contrast" and contrast == "big_vision":
+        return O.contrast_constant(x, _contrast_degenerate(*x.shape[1:]), arg)
+    return A.apply_op(torch.from_numpy(x), name, level, contrast=contrast).numpy()
 
 
 def fast_apply_op(image: torch.Tensor, name: str, level: float, *, sign: int = 1, cutout_center=None,
                   replace: int = 128, contrast: str = "big_vision") -> torch.Tensor:
-    """``torch_impl.augment.apply_op`` on one uint8 (3, H, W) image, faster: value maps (LUTs) for the ops that
-    act on each pixel value (or each channel's value), cached gather tables for the geometric ops; the
-    others run apply_op. Parity with apply_op is checked in tests/test_fast_pipeline.py and on the recorded
-    randaug_ops fixtures (parity/families/fast_paths.py)."""
+    """``torch_impl.augment.apply_op`` on one uint8 (3, H, W) image, faster: numpy kernels with the same float32
+    operations (``torch_impl.fast_ops``) for the colour ops, cached gather tables (or a plain shift) for the
+    geometric ops, a slice for Cutout; Invert and Posterize run apply_op. Parity with apply_op is checked in
+    tests/test_fast_pipeline.py and on the recorded randaug_ops fixtures (parity/families/fast_paths.py)."""
     from torch_impl import augment as A
     if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[0] != 3:
         raise ValueError(f"fast_apply_op expects a uint8 (3, H, W) tensor, got {image.dtype} {tuple(image.shape)}")
-    if not isinstance(replace, int):
+    if (isinstance(replace, bool) or not isinstance(replace, int) or not 0 <= replace <= 255
+            or contrast not in A.CONTRAST_MODES):  # apply_op handles (or rejects with a clear error) the rest
         return A.apply_op(image, name, level, sign=sign, replace=replace, cutout_center=cutout_center,
                           contrast=contrast)
     level = A._check_level(level)
     _, h, w = image.shape
     x = image.numpy() if image.is_contiguous() else image.contiguous().numpy()
-    if name in _POINTWISE:
-        return torch.from_numpy(_lut_apply(x, _pointwise_lut(name, level)))
     if name in _GEOMETRIC:
-        idx = _geometry(name, level, A._check_sign(sign), h, w)
-        src = np.empty((3, h * w + 1), np.uint8)
-        src[:, :-1] = x.reshape(3, -1)
-        src[:, -1] = replace
-        return torch.from_numpy(np.take(src, idx, axis=1).reshape(3, h, w))
-    if name == "Equalize":
-        # augment._equalize's integer arithmetic per channel, applied as a value map.
-        luts = np.empty((3, 256), np.uint8)
-        for c in range(3):
-            hist = np.bincount(x[c].reshape(-1), minlength=256).astype(np.int64)
-            top = int(x[c].max())
-            step = (int(hist.sum()) - int(hist[top])) // 255
-            if step == 0:
-                luts[c] = np.arange(256)
-            else:
-                lut = (np.cumsum(hist) + step // 2) // step
-                luts[c] = np.clip(np.concatenate([[0], lut[:-1]]), 0, 255)
-        return torch.from_numpy(_lut_apply(x, luts))
-    if name == "AutoContrast":
-        # augment._autocontrast's float32 formula evaluated on the 256 values of each channel.
-        flat = x.reshape(3, -1)
-        lo = torch.from_numpy(flat.min(1).astype(np.float32)).view(3, 1)
-        hi = torch.from_numpy(flat.max(1).astype(np.float32)).view(3, 1)
-        is_flat = hi <= lo
-        scale = torch.tensor(255.0) / torch.where(is_flat, torch.ones_like(hi), hi - lo)
-        ramp = torch.arange(256, dtype=torch.float32).view(1, 256)
-        lut = (ramp * scale + (-lo * scale)).clamp(0.0, 255.0).to(torch.uint8)
-        lut = torch.where(is_flat, torch.arange(256, dtype=torch.uint8).view(1, 256), lut).numpy()
-        return torch.from_numpy(_lut_apply(x, lut))
-    if name == "Contrast" and contrast == "big_vision":
-        # Blend towards a constant (pixel_count / 256, clipped): a value map.
-        mean = min(h * w / 256.0, 255.0)
-        factor = A.op_argument(name, level)
-        ramp = torch.arange(256, dtype=torch.uint8).view(1, 1, 256)
-        degenerate = torch.full_like(ramp, int(torch.tensor(h * w, dtype=torch.float32) / 256.0) if mean < 255 else 255)
-        lut = A._blend(degenerate, ramp, factor)[0, 0].numpy()
-        return torch.from_numpy(_lut_apply(x, lut))
+        return torch.from_numpy(_geometric_apply(x, _geometry(name, level, A._check_sign(sign), h, w), replace))
+    if name in _NUMPY_OPS:
+        return torch.from_numpy(_numpy_op(x, name, level, contrast))
     if name == "Cutout":
         if cutout_center is None:
             raise ValueError("fast_apply_op: Cutout needs cutout_center")
