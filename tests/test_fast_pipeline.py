@@ -80,6 +80,14 @@ def test_integer_identities_exhaustively():
             assert torch.equal(torch.from_numpy(O.contrast_constant(x.numpy(), d, f)), ref), (f, d)
 
 
+def test_value_range_shortcut_on_every_value():
+    x = torch.arange(256, dtype=torch.uint8).view(1, 16, 16).expand(3, 16, 16)
+    for img in (x, x.contiguous(), x[:, ::2]):
+        got = FP.to_value_range(img)
+        assert got.dtype == torch.float32 and torch.equal(got, P.value_range(img, -1, 1))
+    assert torch.equal(FP.to_value_range(x, 0.0, 1.0), P.value_range(x, 0, 1))
+
+
 def test_single_box_sampler_equals_inception_crop_sampler():
     from torch_impl.fast_ops import sample_inception_box1
     from torch_impl.inception_crop import sample_inception_box

@@ -35,15 +35,17 @@ def _trunc_u8(x: np.ndarray, clip: bool) -> np.ndarray:
     return x.astype(np.uint8)
 
 
-def blend(a: np.ndarray, b: np.ndarray, factor: float, a_is_float: bool = False) -> np.ndarray:
+def blend(a: np.ndarray, b: np.ndarray, factor: float, a_is_float: bool = False,
+          b_float: np.ndarray | None = None) -> np.ndarray:
     """augment._blend: ``a + factor * (b - a)`` in float32, clipped only when extrapolating, truncated.
-    ``a`` (uint8, or float32 holding integers when ``a_is_float``) may broadcast against ``b`` (uint8)."""
+    ``a`` (uint8, or float32 holding integers when ``a_is_float``) may broadcast against ``b`` (uint8);
+    ``b_float``, if given, is ``b`` already converted to float32 (it is overwritten)."""
     if factor == 0.0:
         return np.broadcast_to(a, b.shape).astype(np.uint8)
     if factor == 1.0:
         return b.copy()
     af = a if a_is_float else a.astype(_F32)
-    t = b.astype(_F32)
+    t = b.astype(_F32) if b_float is None else b_float
     t -= af                  # b - a
     t *= _F32(factor)        # factor * (b - a)
     t += af                  # a + factor * (b - a)
@@ -98,11 +100,10 @@ _GREY_W = (_F32(0.2989), _F32(0.5870), _F32(0.1140))
 _GREY_S = _F32(255.5)
 
 
-def grey_float(x: np.ndarray) -> np.ndarray:
+def grey_float(x: np.ndarray, xf: np.ndarray | None = None) -> np.ndarray:
     """augment.rgb_to_grayscale as float32 (1, H, W) holding the truncated integer grey values:
-    ``trunc(((r*k*wr + g*k*wg) + b*k*wb) * 255.5)`` with k = float32(1/255)."""
-    f = x.astype(_F32)
-    f *= _GREY_K
+    ``trunc(((r*k*wr + g*k*wg) + b*k*wb) * 255.5)`` with k = float32(1/255). ``xf``: x as float32."""
+    f = (x.astype(_F32) if xf is None else xf) * _GREY_K
     r = f[0] * _GREY_W[0]
     r += f[1] * _GREY_W[1]      # r*wr + g*wg
     r += f[2] * _GREY_W[2]      # (r*wr + g*wg) + b*wb
@@ -113,7 +114,10 @@ def grey_float(x: np.ndarray) -> np.ndarray:
 
 def color(x: np.ndarray, factor: float) -> np.ndarray:
     """blend(grey broadcast to 3 channels, x, factor): big_vision's Color."""
-    return blend(grey_float(x), x, factor, a_is_float=True)
+    if factor == 1.0:
+        return x.copy()
+    xf = x.astype(_F32)
+    return blend(grey_float(x, xf), x, factor, a_is_float=True, b_float=xf)
 
 
 _K1 = _F32(1.0) / _F32(13.0)
@@ -124,24 +128,28 @@ def sharpness(x: np.ndarray, factor: float) -> np.ndarray:
     """augment._sharpness: 3x3 SMOOTH kernel (1/13, centre 5/13) summed tap by tap in row-major order in
     float32 on the interior, clip, truncate; border pixels keep x; then blend(smoothed, x, factor)."""
     _, h, w = x.shape
-    if factor == 1.0:
-        return x.copy()
-    smooth = x.copy()
-    if h >= 3 and w >= 3:
-        xf = x.astype(_F32)
-        p1 = xf * _K1                          # the same product for every 1/13 tap
-        ih, iw = h - 2, w - 2
-        acc = p1[:, 0:ih, 0:iw].copy()         # 0 + first tap
-        for r in range(3):
-            for c in range(3):
-                if r == 0 and c == 0:
-                    continue
-                if r == 1 and c == 1:
-                    acc += xf[:, 1:1 + ih, 1:1 + iw] * _K5
-                else:
-                    acc += p1[:, r:r + ih, c:c + iw]
-        smooth[:, 1:-1, 1:-1] = _trunc_u8(acc, True)
-    return blend(smooth, x, factor)
+    if factor == 1.0 or h < 3 or w < 3:
+        return x.copy() if factor == 1.0 else blend(x, x, factor)
+    xf = x.astype(_F32)
+    p1 = xf * _K1                              # the same product for every 1/13 tap
+    ih, iw = h - 2, w - 2
+    acc = p1[:, 0:ih, 0:iw].copy()             # 0 + first tap
+    for r in range(3):
+        for c in range(3):
+            if r == 0 and c == 0:
+                continue
+            if r == 1 and c == 1:
+                acc += xf[:, 1:1 + ih, 1:1 + iw] * _K5
+            else:
+                acc += p1[:, r:r + ih, c:c + iw]
+    # The smoothed image as float32 integers (clip + truncation of the interior, x on the border), kept in
+    # float for the blend: exactly the values blend would get from converting the uint8 image.
+    np.clip(acc, _ZERO, _MAX, out=acc)
+    smooth = xf.copy()
+    np.trunc(acc, out=smooth[:, 1:-1, 1:-1])
+    if factor == 0.0:
+        return smooth.astype(np.uint8)
+    return blend(smooth, x, factor, a_is_float=True, b_float=xf)
 
 
 def _histograms(x: np.ndarray) -> np.ndarray:
