@@ -151,6 +151,22 @@ def test_resize_and_flip_equal_preprocess_resize():
             assert torch.equal(FP._resize_hwc(x.permute(1, 2, 0).numpy(), oh, ow, True), ref.flip(-1))
 
 
+def test_numpy_resize_equals_torch_resize_on_many_crops():
+    g = torch.Generator().manual_seed(7)
+    img = torch.randint(0, 256, (3, 500, 520), generator=g, dtype=torch.uint8)
+    hwc = img.permute(1, 2, 0).numpy()
+    shapes = [(500, 520), (449, 449), (448, 448), (447, 60), (1, 1), (2, 1), (1, 2), (3, 517), (224, 224),
+              (223, 225), (10, 470)]
+    shapes += [tuple(int(v) for v in torch.randint(1, 500, (2,), generator=g)) for _ in range(20)]
+    for (h, w) in shapes:
+        t, l = int(torch.randint(0, 501 - h, (1,), generator=g)), int(torch.randint(0, 521 - w, (1,), generator=g))
+        for flip in (False, True):
+            for size in ((224, 224), (29, 41)):
+                ref = FP.resize_bilinear_tf(img[:, t:t + h, l:l + w], size, flip=flip)
+                got = FP._resize_hwc(hwc[t:t + h, l:l + w], *size, flip)
+                assert torch.equal(got, ref), (h, w, flip, size)
+
+
 def test_batched_crop_resize_equals_single_image():
     g = torch.Generator().manual_seed(4)
     x = torch.randint(0, 256, (5, 3, 100, 120), generator=g, dtype=torch.uint8)
