@@ -71,6 +71,9 @@ def test_integer_identities_exhaustively():
     x = torch.arange(256, dtype=torch.uint8).view(1, 1, 256).expand(3, 1, 256).contiguous()
     for thr in range(0, 300):
         assert torch.equal(torch.from_numpy(O.solarize(x.numpy(), thr)), A._solarize(x, thr)), thr
+    assert torch.equal(torch.from_numpy(O.invert(x.numpy())), 255 - x)
+    for bits in range(0, 40):
+        assert torch.equal(torch.from_numpy(O.posterize(x.numpy(), bits)), A._posterize(x, bits)), bits
     for add in range(0, 400):
         assert torch.equal(torch.from_numpy(O.solarize_add(x.numpy(), add)), A._solarize_add(x, add)), add
     for f in (0.0, 0.1, 0.5, 1.0, 1.3, 1.9, 2.5, 5.0):

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 __all__ = ["blend", "brightness", "contrast_constant", "autocontrast", "color", "sharpness", "equalize",
-           "solarize", "solarize_add", "sample_inception_box1"]
+           "solarize", "solarize_add", "invert", "posterize", "sample_inception_box1"]
 
 _F32 = np.float32
 _ZERO, _MAX = _F32(0.0), _F32(255.0)
@@ -170,6 +170,18 @@ def equalize(x: np.ndarray) -> np.ndarray:
     for c in range(3):
         np.take(luts[c], x[c], out=out[c])
     return out
+
+
+def invert(x: np.ndarray) -> np.ndarray:
+    """255 - x, which is x ^ 255 on uint8."""
+    return np.bitwise_xor(x, np.uint8(255))
+
+
+def posterize(x: np.ndarray, bits: int) -> np.ndarray:
+    """augment._posterize: (x >> shift) << shift on uint8 (shift = (8 - bits) mod 256, clamped to 7 as TF
+    does) keeps the top 8 - shift bits: x & (0xFF << shift)."""
+    shift = min((8 - int(bits)) % 256, 7)
+    return np.bitwise_and(x, np.uint8((0xFF << shift) & 0xFF))
 
 
 def solarize(x: np.ndarray, threshold: int) -> np.ndarray:

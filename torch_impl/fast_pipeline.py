@@ -284,10 +284,10 @@ class FastTrainPipeline:
 
 # ---- RandAugment on one image, fast: LUTs for pointwise ops, cached tables for geometric ops -------------------
 _GEOMETRIC = ("Rotate", "ShearX", "ShearY", "TranslateX", "TranslateY")
-# Ops run by the numpy kernels of torch_impl.fast_ops (Contrast only in big_vision's mode); Invert and
-# Posterize stay with apply_op (already one cheap integer op), Cutout is a slice assignment below.
-_NUMPY_OPS = ("AutoContrast", "Equalize", "Solarize", "SolarizeAdd", "Color", "Contrast", "Brightness",
-              "Sharpness")
+# Ops run by the numpy kernels of torch_impl.fast_ops (Contrast only in big_vision's mode); Cutout is a
+# slice assignment in fast_apply_op.
+_NUMPY_OPS = ("AutoContrast", "Equalize", "Invert", "Posterize", "Solarize", "SolarizeAdd", "Color", "Contrast",
+              "Brightness", "Sharpness")
 
 
 @lru_cache(maxsize=256)
@@ -348,7 +348,11 @@ def _numpy_op(x: np.ndarray, name: str, level: float, contrast: str) -> np.ndarr
         return O.autocontrast(x)
     if name == "Equalize":
         return O.equalize(x)
+    if name == "Invert":
+        return O.invert(x)
     arg = A.op_argument(name, level)
+    if name == "Posterize":
+        return O.posterize(x, arg)
     if name == "Solarize":
         return O.solarize(x, arg)
     if name == "SolarizeAdd":
@@ -368,7 +372,7 @@ def fast_apply_op(image: torch.Tensor, name: str, level: float, *, sign: int = 1
                   replace: int = 128, contrast: str = "big_vision") -> torch.Tensor:
     """``torch_impl.augment.apply_op`` on one uint8 (3, H, W) image, faster: numpy kernels with the same float32
     operations (``torch_impl.fast_ops``) for the colour ops, cached gather tables (or a plain shift) for the
-    geometric ops, a slice for Cutout; Invert and Posterize run apply_op. Parity with apply_op is checked in
+    geometric ops, a slice for Cutout. Parity with apply_op is checked in
     tests/test_fast_pipeline.py and on the recorded randaug_ops fixtures (parity/families/fast_paths.py)."""
     from torch_impl import augment as A
     if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[0] != 3:
