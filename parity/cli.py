@@ -56,7 +56,14 @@ def cmd_check(args) -> int:
             generate_family(n, store)
     else:
         store = FixtureStore(args.fixtures)
-    results = runner.run_checks(runner.collect(store, names), progress=sys.stderr.isatty())
+    if args.device != "cpu":
+        import torch
+        if args.device.startswith("cuda") and not torch.cuda.is_available():
+            raise SystemExit(f"parity check: --device {args.device} needs a CUDA device, and torch sees none")
+        on = [n for n in runner.device_families() if n in names]
+        print(f"parity: running {', '.join(on) or 'no family'} on {args.device} (the other families run on the "
+              "CPU)", file=sys.stderr)
+    results = runner.run_checks(runner.collect(store, names, device=args.device), progress=sys.stderr.isatty())
     print(report.table(results))
     print()
     print(report.summary(results))
@@ -112,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--fixtures", default=None, help="fixture store (default: the repo's fixtures/)")
     c.add_argument("--live", action="store_true", help="regenerate with big_vision (BIG_VISION_DIR) first")
     c.add_argument("--report", default=None, help="write results.json, report.md, report.html and figures here")
+    c.add_argument("--device", default="cpu", help="run the device-capable families (fast_paths' batched ops, "
+                   "vit_forward) on this torch device, e.g. cuda")
     c.set_defaults(fn=cmd_check)
     f = sub.add_parser("fixtures", help="generate or verify the recorded fixtures")
     f.add_argument("action", choices=["generate", "verify"])

@@ -147,6 +147,31 @@ def test_stop_after_step_then_resume(folder, tmp_path):
     assert [res.losses[s] for s in range(3, 7)] == [full.losses[s] for s in range(3, 7)]
 
 
+def test_device_augment_without_randaug_equals_the_loader_path(folder, tmp_path):
+    """runtime.device_augment moves value_range (and randaug) out of the workers: with randaug off the
+    trajectory must be bit-identical to the loader-side pipeline (same crops, flips and floats)."""
+    base = {"total_steps": 4, "evals.val.log_steps": 0, "evals.minival.log_steps": 0}
+    loader = train(tiny_cfg(**base), folder_splits(tiny_cfg(**base), folder), tmp_path / "l", echo=_quiet)
+    cfg = tiny_cfg(**base, **{"runtime.device_augment": True})
+    sp = folder_splits(cfg, folder)
+    assert sp.train[(0, 0)]["image"].dtype == torch.uint8      # the workers now ship uint8 crops
+    dev = train(cfg, sp, tmp_path / "d", echo=_quiet)
+    assert dev.losses == loader.losses
+
+
+def test_device_augment_randaug_resumes_bit_identically(folder, tmp_path):
+    over = {"total_steps": 6, "ckpt_steps": 2, "evals.val.log_steps": 0, "evals.minival.log_steps": 0,
+            "runtime.device_augment": True, "input.pp.randaug_magnitude": 10}
+    cfg = tiny_cfg(**over)
+    full = train(cfg, folder_splits(cfg, folder), tmp_path / "a", echo=_quiet)
+    off = train(tiny_cfg(**{**over, "input.pp.randaug_magnitude": 0}), folder_splits(cfg, folder), tmp_path / "o",
+                echo=_quiet)
+    assert full.losses[4] != off.losses[4]     # randaug ran (zero-init head + warmup from 0: steps 1-2 are ln 4)
+    train(cfg, folder_splits(cfg, folder), tmp_path / "b", stop_after_step=3, echo=_quiet)
+    res = train(cfg, folder_splits(cfg, folder), tmp_path / "b", resume=True, echo=_quiet)
+    assert [res.losses[s] for s in range(3, 7)] == [full.losses[s] for s in range(3, 7)]
+
+
 def test_gradient_accumulation_equals_the_whole_batch(folder, tmp_path):
     """Same global batch, 2 micro-batches: same data, same update (up to float summation order)."""
     base = {"total_steps": 4, "evals.val.log_steps": 0, "evals.minival.log_steps": 0, "mixup.p": 0.0}
@@ -238,3 +263,15 @@ def test_gpu_bf16_autocast_steps(tmp_path):
     r = train(cfg, sp, tmp_path / "gpu", echo=_quiet)
     assert all(np.isfinite(list(r.losses.values())))
     assert r.evals["val@20"]["n"] == 32
+
+
+@pytest.mark.gpu
+def test_gpu_compiled_loop_with_device_augment(tmp_path):
+    """The CUDA path as the 90-epoch run uses it: bf16 autocast, torch.compile, randaug on the GPU."""
+    cfg = tiny_cfg(**{"total_steps": 12, "runtime.device": "cuda", "runtime.compile": True,
+                      "runtime.device_augment": True, "input.pp.randaug_magnitude": 10, "input.num_workers": 2,
+                      "evals.val.log_steps": 12, "evals.minival.log_steps": 0})
+    sp = synthetic_splits(cfg, n_train=256, n_val=32)
+    r = train(cfg, sp, tmp_path / "gpu", echo=_quiet)
+    assert len(r.losses) == 12 and all(np.isfinite(list(r.losses.values())))
+    assert r.evals["val@12"]["n"] == 32

@@ -118,6 +118,10 @@ class RuntimeConfig:
     compile: bool = False              # torch.compile the model
     grad_accum_steps: int = 0          # 0 = derive from micro_batch_size (or 1)
     micro_batch_size: int = 0          # per-process per-forward batch; 0 = batch_size / world_size
+    # RandAugment17 + value_range on the training device (torch_impl.batched_augment, each sample its own
+    # ops/signs/centres) instead of in the DataLoader workers, which then ship uint8 crops (4x fewer bytes).
+    # Same per-image semantics (parity family fast_paths checks the batched ops); frees the CPU cores.
+    device_augment: bool = False
     tensorboard: bool = True
     wandb: bool = False                # optional, needs `pip install wandb`
     progress: bool = True

@@ -332,19 +332,23 @@ class Pipeline:
         return self.slow(x)
 
 
-def train_transform(pp) -> Pipeline:
+def train_transform(pp, *, device_augment: bool = False) -> Pipeline:
     """big_vision ``decode_jpeg_and_inception_crop(S)|flip_lr|randaug(N,M)|value_range(-1,1)``, composed from
-    torch_impl.preprocess.train_pipeline (and the fast JPEG path). ``pp`` is a config.PPConfig."""
+    torch_impl.preprocess.train_pipeline (and the fast JPEG path). ``pp`` is a config.PPConfig.
+
+    ``device_augment``: stop after flip_lr and return uint8 (3, S, S); the training loop then runs
+    randaug + value_range on the device (:func:`torch_impl.batched_augment.augment_on_device`)."""
     from torch_impl.augment import RandAugment17
     from torch_impl.preprocess import train_pipeline
 
     g = torch.Generator()
-    use_ra = pp.randaug_magnitude > 0 and pp.randaug_num_layers > 0
+    use_ra = pp.randaug_magnitude > 0 and pp.randaug_num_layers > 0 and not device_augment
     ra = RandAugment17(pp.randaug_num_layers, pp.randaug_magnitude, generator=g) if use_ra else None
     slow = train_pipeline(pp.crop_size, randaug=ra, area_range=(pp.inception_area_min, 1.0),
                           precise=pp.decode_precise, generator=g)
-    if not pp.flip_lr:
-        slow = type(slow)([t for t in slow.transforms if type(t).__name__ != "FlipLR"])
+    drop = ({"FlipLR"} if not pp.flip_lr else set()) | ({"ValueRange"} if device_augment else set())
+    if drop:
+        slow = type(slow)([t for t in slow.transforms if type(t).__name__ not in drop])
     fast = None
     if pp.fast_decode:
         try:
@@ -352,7 +356,8 @@ def train_transform(pp) -> Pipeline:
             import simplejpeg  # noqa: F401  - the fast path's decoder
             fast = FastTrainPipeline(pp.crop_size, randaug=(pp.randaug_num_layers, pp.randaug_magnitude) if use_ra
                                      else None, flip=pp.flip_lr, area_range=(pp.inception_area_min, 1.0),
-                                     fast_dct=not pp.decode_precise, generator=g)
+                                     fast_dct=not pp.decode_precise, generator=g,
+                                     output="uint8" if device_augment else "float")
         except ImportError:
             fast = None
     return Pipeline(slow, fast, g)
@@ -387,7 +392,8 @@ def synthetic_splits(cfg, *, n_train: int = 20_000, n_val: int = 500, seed: int 
     frac = cfg.train_fraction()
     n_hold = n_train - int(round(n_train * frac))
     # Labels cycle through the classes, so any contiguous block is stratified.
-    train = SyntheticImages(n_train - n_hold, cfg.num_classes, size, seed=seed, transform=train_transform(pp))
+    train = SyntheticImages(n_train - n_hold, cfg.num_classes, size, seed=seed,
+                            transform=train_transform(pp, device_augment=cfg.runtime.device_augment))
     minival = SyntheticImages(n_hold, cfg.num_classes, size, seed=seed, offset=n_train - n_hold,
                               transform=eval_transform(pp)) if n_hold else None
     # val items use indices past the training range (never seen in training)
@@ -416,7 +422,8 @@ def folder_splits(cfg, root: str | os.PathLike) -> Splits:
     train_idx, hold_idx = stratified_split(files.rel_paths, files.labels, frac, seed=cfg.input.split_seed)
     pp = cfg.input.pp
     prec = pp.decode_precise
-    train = ImageFiles(files, train_idx, train_transform(pp), decode_precise=prec)
+    train = ImageFiles(files, train_idx, train_transform(pp, device_augment=cfg.runtime.device_augment),
+                       decode_precise=prec)
     minival = ImageFiles(files, hold_idx, eval_transform(pp), decode_precise=prec) if len(hold_idx) else None
     val = None
     if (root / "val").is_dir():

@@ -264,6 +264,7 @@ def _train(cfg, splits, workdir, d: Dist, resume, metadata, stop_after_step, ech
     from torch_impl.loss import softmax_xent
     from torch_impl.mixup import mixup as _mixup
     mixup = _mixup if cfg.mixup.p > 0 else None
+    aug_gen = torch.Generator() if cfg.runtime.device_augment else None
     say(f"train: {splits.description}")
     say(f"train: {total} steps of {B} images ({d.world_size} process(es) x {accum} accumulation x {micro}), "
         f"device {d.device}, autocast {amp}, compile {cfg.runtime.compile}, workdir {workdir}")
@@ -276,6 +277,7 @@ def _train(cfg, splits, workdir, d: Dist, resume, metadata, stop_after_step, ech
         from tqdm import tqdm
         pbar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, desc="train", file=sys.stderr)
     t0, s0 = time.perf_counter(), start
+    t_log, s_log = t0, start
     step = start
     net.train()
     while step < total:
@@ -289,6 +291,10 @@ def _train(cfg, splits, workdir, d: Dist, resume, metadata, stop_after_step, ech
             batch = next(batches)
             bad += int(batch["bad"].sum())
             x = batch["image"].to(d.device, non_blocking=True)
+            if aug_gen is not None:
+                # seeded by (seed, step, rank, micro-step): the same draws after a resume
+                aug_gen.manual_seed(_mix(cfg.seed, 6, step, d.rank, k))
+                x = _device_augment(x, cfg.input.pp, aug_gen)
             y = F.one_hot(batch["label"].to(d.device), cfg.num_classes).float()
             if mixup:
                 x, y = mixup(x, y, a)
@@ -328,12 +334,16 @@ def _train(cfg, splits, workdir, d: Dist, resume, metadata, stop_after_step, ech
             rate = (step - s0) * B / max(elapsed, 1e-9)
             window = [losses[k] for k in range(max(start + 1, step - cfg.log_training_steps + 1), step + 1)]
             avg = sum(window) / len(window)
+            now = time.perf_counter()
+            # img_per_sec: since this process started training (compile and warm-up included);
+            # img_per_sec_window: since the previous record (the current speed).
             rec = {"training_loss": step_loss, "training_loss_avg": avg, "lr": _current_lr(optimizer),
-                   "img_per_sec": rate,
+                   "img_per_sec": rate, "img_per_sec_window": (step - s_log) * B / max(now - t_log, 1e-9),
                    "epoch": step * B / splits.train_size, "bad_images": bad_images}
             if d.device.type == "cuda":
                 rec["peak_mem_gib"] = torch.cuda.max_memory_allocated(d.device) / 2**30
             mlog.write(step, "train", rec)
+            t_log, s_log = now, step
             if not pbar:
                 eta = (total - step) * elapsed / max(step - s0, 1)
                 say(f"step {step}/{total}: loss {step_loss:.4f} (mean of the last {len(window)}: {avg:.4f})  "
@@ -358,6 +368,13 @@ def _train(cfg, splits, workdir, d: Dist, resume, metadata, stop_after_step, ech
         say(f"train: {bad_images} unreadable image(s) were skipped (see the warnings above)")
     done = max(losses) if losses else start
     return Result(done, total, losses, evals, last_good, bad_images, workdir)
+
+
+def _device_augment(x: torch.Tensor, pp, generator: torch.Generator) -> torch.Tensor:
+    from torch_impl.batched_augment import augment_on_device
+    if x.dtype != torch.uint8:
+        raise TypeError(f"runtime.device_augment expects uint8 batches from the loader, got {x.dtype}")
+    return augment_on_device(x, num_ops=pp.randaug_num_layers, magnitude=pp.randaug_magnitude, generator=generator)
 
 
 def _stderr(*args, **kw):

@@ -99,7 +99,8 @@ def table(series: dict[str, Series], *, unit: str = "img/s", baselines: tuple[st
 
 def header(title: str, core: int | None, **info) -> str:
     import torch
-    parts = [f"{title}", f"machine: {cpu_model()}, pinned to core {core} (1 thread), "
+    where = f"pinned to core {core} (1 thread)" if core is not None else f"{os.cpu_count()} CPU cores, not pinned"
+    parts = [f"{title}", f"machine: {cpu_model()}, {where}, "
              f"torch {torch.__version__}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"]
     parts += [f"{k}: {v}" for k, v in info.items()]
     return "\n".join(parts)

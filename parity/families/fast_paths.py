@@ -15,6 +15,8 @@ Checks:
   column the crop's edge columns do not reach (bar 0).
 * batched: batched_crop_resize and batched_randaugment (each sample its own op/level/sign/centre) against
   the recorded randaug_ops fixtures (all cases of a file in one batch; bar 0).
+``parity check --device cuda`` runs the two batched checks (and the sign control) on the GPU, over every
+case of each randaug_ops file rather than a spread subset; their case names then end in ``@cuda``.
 Negative controls: the accurate-DCT decode (PIL's), torchvision's bilinear resize, and a batched
 RandAugment that ignores the per-sample sign must be rejected.
 """
@@ -157,14 +159,14 @@ def _pipeline_check(store, rel):
     return compute
 
 
-def _batched_crop_check(store, rel):
+def _batched_crop_check(store, rel, device="cpu"):
     def compute():
         from torch_impl import fast_pipeline as FP
         from torch_impl.batched_augment import batched_crop_resize
         data = store.load(rel)
         spec = decode_spec(data["spec"])
         full = FP.decode_jpeg_fast(data["jpeg"].tobytes())
-        x = _chw(full).unsqueeze(0).expand(len(spec["windows"]), -1, -1, -1).contiguous()
+        x = _chw(full).unsqueeze(0).expand(len(spec["windows"]), -1, -1, -1).contiguous().to(device)
         # Each sample's crop + resize (+ flip) against the single-image kernel (itself checked against
         # big_vision's resize above) applied to TF's decoded crop of the same window.
         sizes = spec["window_resize"]
@@ -172,7 +174,7 @@ def _batched_crop_check(store, rel):
         for flip in (False, True):
             for size in sorted({s[0] for s in sizes})[:3]:
                 out = batched_crop_resize(x, spec["windows"], size,
-                                          flips=torch.tensor([flip] * len(spec["windows"])))
+                                          flips=torch.tensor([flip] * len(spec["windows"]))).cpu()
                 for i, win in enumerate(spec["windows"]):
                     crop = _chw(data[f"full_{i}"])
                     pairs.append((f"window {win} size {size} flip {flip}", _hwc(out[i]),
@@ -181,30 +183,33 @@ def _batched_crop_check(store, rel):
     return compute
 
 
-def _randaug_batch_check(store, rel, *, ignore_sign=False):
+def _randaug_batch_check(store, rel, *, ignore_sign=False, device="cpu"):
     def compute():
         from torch_impl.augment import OPS
         from torch_impl.batched_augment import batched_randaugment
         data = store.load(rel)
         cases = decode_spec(data["spec"])["cases"]
-        # An evenly spread subset (all ops, levels and signs appear; every case of a file with <= 96 cases)
-        # keeps the default test run short; `parity check` runs the same subset.
-        pick = np.unique(np.linspace(0, len(cases) - 1, min(len(cases), MAX_BATCH_CASES)).round().astype(int))
+        # On the CPU an evenly spread subset (all ops, levels and signs appear; every case of a file with <= 96
+        # cases) keeps the default test run short; on a GPU every case runs.
+        k = len(cases) if device != "cpu" else min(len(cases), MAX_BATCH_CASES)
+        pick = np.unique(np.linspace(0, len(cases) - 1, k).round().astype(int))
         cases = [cases[i] for i in pick]
         img = _chw(data["image"])
         n = len(cases)
-        x = img.unsqueeze(0).expand(n, -1, -1, -1).contiguous()
+        x = img.unsqueeze(0).expand(n, -1, -1, -1).contiguous().to(device)
         ops = torch.tensor([[OPS.index(c[0])] for c in cases])
         levels = torch.tensor([float(c[1]) for c in cases], dtype=torch.float64)
         signs = torch.tensor([[1 if ignore_sign else int(c[2])] for c in cases])
         centers = torch.tensor([[[int(c[3]), int(c[4])]] for c in cases])
         out = batched_randaugment(x, {"ops": ops, "signs": signs, "centers": centers}, levels)
         ref = data["outputs"][data["index"][pick]]
-        return max_abs_diff(out.permute(0, 2, 3, 1).numpy(), ref)
+        return max_abs_diff(out.permute(0, 2, 3, 1).cpu().numpy(), ref)
     return compute
 
 
-def checks(store) -> list[Check]:
+def checks(store, device: str = "cpu") -> list[Check]:
+    """Every check; ``device`` runs the batched (GPU-style) ones there (case names then end in "@cuda")."""
+    at = "" if device == "cpu" else f"@{device}"
     out = []
     for rel in store.files(NAME):
         img = rel.rsplit("/", 1)[1][:-4]
@@ -222,17 +227,17 @@ def checks(store) -> list[Check]:
                   _resize_check(store, rel, impl="torchvision"), negative=True),
             Check(NAME, f"crop_resize_224[{img}]", "max |diff| (columns clear of the crop edges)", 0.0,
                   _pipeline_check(store, rel)),
-            Check(NAME, f"batched_crop_resize[{img}]", "max |diff|", 0.0, _batched_crop_check(store, rel)),
+            Check(NAME, f"batched_crop_resize[{img}]{at}", "max |diff|", 0.0, _batched_crop_check(store, rel, device)),
         ]
     ra_files = store.files("randaug_ops")
     for rel in ra_files:
         img = rel.rsplit("/", 1)[1][:-4]
-        out.append(Check(NAME, f"batched_randaugment[{img}]", "max |diff|", 0.0,
-                         _randaug_batch_check(store, rel), slow=True))
+        out.append(Check(NAME, f"batched_randaugment[{img}]{at}", "max |diff|", 0.0,
+                         _randaug_batch_check(store, rel, device=device), slow=True))
     if ra_files:
         # One negative control is enough to prove the check sees per-sample signs; take the smallest file.
         rel = min(ra_files, key=lambda r: store.entries()[r].get("bytes", 0))
         img = rel.rsplit("/", 1)[1][:-4]
-        out.append(Check(NAME, f"batched_randaugment[{img}]:sign_ignored", "max |diff|", 0.0,
-                         _randaug_batch_check(store, rel, ignore_sign=True), negative=True))
+        out.append(Check(NAME, f"batched_randaugment[{img}]:sign_ignored{at}", "max |diff|", 0.0,
+                         _randaug_batch_check(store, rel, ignore_sign=True, device=device), negative=True))
     return out

@@ -13,6 +13,9 @@ Bar: fp32 relative error (max |ours - bv| / max |bv|) <= 1e-5, separately for th
 intermediate ("stem", "with_posemb", "encoder/blockNN/{sa,+sa,mlp,+mlp}", "encoded", "head_input",
 "pre_logits", ...), so a mismatch is located to a layer. Typical values are 1e-7..1e-6.
 
+``parity check --device cuda`` runs our side of every check on the GPU (float32, TF32 off: the bar is the
+float32 one), with the same fixtures and bars; case names then end in ``@cuda``.
+
 Negative controls (must be rejected): a converter that forgets to transpose the q/k/v kernels (square,
 so no shape error would catch it); exact-erf GELU (torch's nn.GELU() default) instead of flax's tanh
 approximation; the sincos2d embedding with x and y swapped.
@@ -132,12 +135,32 @@ def gelu_erf(model: ViT) -> None:
             m.act = nn.GELU()
 
 
-def sincos_xy_swapped(model: ViT, h: int, w: int) -> None:
+def sincos_xy_swapped(model: ViT, h: int, w: int, device: torch.device = torch.device("cpu")) -> None:
     """Negative control: [sin y, cos y, sin x, cos x] instead of big_vision's x-first order."""
     pe = posemb_sincos_2d(h, w, model.width)[0]
     q = model.width // 4
     swapped = torch.cat([pe[:, 2 * q:], pe[:, :2 * q]], dim=1)[None]
-    model._sincos_cache[(h, w, torch.device("cpu"), torch.float32)] = swapped
+    model._sincos_cache[(h, w, device, torch.float32)] = swapped.to(device)
+
+
+def _forward(model: ViT, images: np.ndarray, device: torch.device, **kw):
+    """Our forward in float32 on ``device`` (TF32 matmuls/convolutions off on CUDA: the bar is float32's)."""
+    x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))).to(device)
+    model = model.to(device)
+    with torch.no_grad():
+        if device.type != "cuda":
+            return _to_numpy(model(x, **kw))
+        saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+        try:
+            return _to_numpy(model(x, **kw))
+        finally:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def _to_numpy(out):
+    logits, inter = out
+    return logits.float().cpu().numpy(), {k: v.float().cpu().numpy() for k, v in inter.items()}
 
 
 _CACHE: dict = {}
@@ -154,9 +177,10 @@ def _load(store, rel: str) -> dict:
     return _DATA[key]
 
 
-def _ours(store, rel: str, control: str | None = None):
-    """(logits, out) of our model on a case's images, cached per (fixture, control)."""
-    key = (id(store), str(store.root), rel, control)
+def _ours(store, rel: str, control: str | None = None, device: str = "cpu"):
+    """(logits, out) of our model on a case's images, cached per (fixture, control, device)."""
+    key = (id(store), str(store.root), rel, control, device)
+    dev = torch.empty(0, device=device).device   # "cuda" -> cuda:0, as x.device in the model's caches
     if key in _CACHE:
         return _CACHE[key]
     data = _load(store, rel)
@@ -177,10 +201,9 @@ def _ours(store, rel: str, control: str | None = None):
     if control == "gelu_erf":
         gelu_erf(model)
     if control == "sincos_xy_swapped":
-        sincos_xy_swapped(model, h // model.patch_size[0], w // model.patch_size[1])
-    with torch.no_grad():
-        logits, out = model(torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))), outputs_2d=True)
-    result = (logits.numpy(), {k: v.numpy() for k, v in out.items()}, params)
+        sincos_xy_swapped(model, h // model.patch_size[0], w // model.patch_size[1], dev)
+    logits, out = _forward(model, images, dev, outputs_2d=True)
+    result = (logits, out, params)
     if len(_CACHE) > 8:
         _CACHE.clear()
     _CACHE[key] = result
@@ -211,28 +234,28 @@ def _compare_one(ours: np.ndarray, ref: dict[str, np.ndarray]):
     return worst, "; ".join(details)
 
 
-def _intermediate(store, rel, name, control=None):
+def _intermediate(store, rel, name, control=None, device="cpu"):
     def compute():
         ref = _ref_outputs(_load(store, rel))[name]
-        _, out, _ = _ours(store, rel, control)
+        _, out, _ = _ours(store, rel, control, device)
         if name not in out:
             return math.inf, f"our model returns no intermediate {name!r}"
         return _compare_one(out[name], ref)
     return compute
 
 
-def _logits(store, rel, control=None):
+def _logits(store, rel, control=None, device="cpu"):
     def compute():
         data = _load(store, rel)
-        logits, _, _ = _ours(store, rel, control)
+        logits, _, _ = _ours(store, rel, control, device)
         return max_rel_err(logits, data["logits"])
     return compute
 
 
-def _names(store, rel):
+def _names(store, rel, device="cpu"):
     def compute():
         ref = set(_ref_outputs(_load(store, rel)))
-        _, out, _ = _ours(store, rel)
+        _, out, _ = _ours(store, rel, device=device)
         diff = sorted(ref ^ set(out))
         return float(len(diff)), (f"only in big_vision: {sorted(ref - set(out))}; only ours: {sorted(set(out) - ref)}"
                                   if diff else f"{len(ref)} intermediates, same names")
@@ -253,7 +276,7 @@ def _fill(store, rel):
     return compute
 
 
-def _checkpoint(store, rel, stem):
+def _checkpoint(store, rel, stem, device="cpu"):
     def compute():
         data = _load(store, rel)
         spec = decode_spec(data["spec"])
@@ -263,13 +286,14 @@ def _checkpoint(store, rel, stem):
             path = Path(tmp) / f"{stem}.npz"
             path.write_bytes(data[f"ckpt_bytes/{stem}"].tobytes())
             load_big_vision_checkpoint(model, path)
-        with torch.no_grad():
-            logits, _ = model(torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))))
-        return max_rel_err(logits.numpy(), data[f"ckpt_logits/{stem}"])
+        logits, _ = _forward(model, images, torch.device(device))
+        return max_rel_err(logits, data[f"ckpt_logits/{stem}"])
     return compute
 
 
-def checks(store) -> list[Check]:
+def checks(store, device: str = "cpu") -> list[Check]:
+    """Every check; ``device`` runs our side there (e.g. "cuda"; the case names then end in "@cuda")."""
+    at = "" if device == "cpu" else f"@{device}"
     out = []
     for rel in store.files(NAME):
         case = rel.rsplit("/", 1)[1][:-4]
@@ -279,21 +303,24 @@ def checks(store) -> list[Check]:
             for k in sorted(data):
                 if k.startswith("ckpt_bytes/"):
                     stem = k.split("/", 1)[1]
-                    out.append(Check(NAME, f"{case}:{stem}.npz:logits", "max rel err", BAR, _checkpoint(store, rel, stem)))
+                    out.append(Check(NAME, f"{case}:{stem}.npz:logits{at}", "max rel err", BAR,
+                                     _checkpoint(store, rel, stem, device)))
             continue
         slow = spec["kind"] == "synthetic"
         if spec["kind"] == "synthetic":
             out.append(Check(NAME, f"{case}:fill", "params differing", 0.0, _fill(store, rel), slow=slow))
-        out.append(Check(NAME, f"{case}:intermediate_names", "names differing", 0.0, _names(store, rel), slow=slow))
-        out.append(Check(NAME, f"{case}:logits", "max rel err", BAR, _logits(store, rel), slow=slow))
+        out.append(Check(NAME, f"{case}:intermediate_names{at}", "names differing", 0.0, _names(store, rel, device),
+                         slow=slow))
+        out.append(Check(NAME, f"{case}:logits{at}", "max rel err", BAR, _logits(store, rel, device=device), slow=slow))
         for name in sorted(set(_ref_outputs(data)) - {"logits"}):  # logits: checked above
-            out.append(Check(NAME, f"{case}:{name}", "max rel err", BAR, _intermediate(store, rel, name), slow=slow))
+            out.append(Check(NAME, f"{case}:{name}{at}", "max rel err", BAR,
+                             _intermediate(store, rel, name, device=device), slow=slow))
         # negative controls
         if case in ("tiny_gap_sincos_48x32", "S16_i1k_224"):
             for control in ("qkv_untransposed", "gelu_erf"):
-                out.append(Check(NAME, f"{case}:{control}", "max rel err (logits)", BAR,
-                                 _logits(store, rel, control), negative=True, slow=slow))
+                out.append(Check(NAME, f"{case}:{control}{at}", "max rel err (logits)", BAR,
+                                 _logits(store, rel, control, device), negative=True, slow=slow))
         if case == "tiny_gap_sincos_48x32":
-            out.append(Check(NAME, f"{case}:sincos_xy_swapped", "max rel err (with_posemb)", BAR,
-                             _intermediate(store, rel, "with_posemb", "sincos_xy_swapped"), negative=True))
+            out.append(Check(NAME, f"{case}:sincos_xy_swapped{at}", "max rel err (with_posemb)", BAR,
+                             _intermediate(store, rel, "with_posemb", "sincos_xy_swapped", device), negative=True))
     return out
