@@ -117,6 +117,70 @@ def test_state_dict_resume_is_bit_identical(mu_dtype):
         assert torch.equal(v, expected[k]), k
 
 
+def _flat_vs_loop(mu_dtype, clip, steps=5, save_at=None):
+    """Two identical tiny ViTs, one per update path of BigVisionAdam, fed the same batches."""
+    out = []
+    for flat in (True, False):
+        model = tiny_vit()
+        opt, sched = build_optimizer(model, lr=1e-2, wd=1e-1, total_steps=8, schedule=SCHED, grad_clip_norm=clip,
+                                     mu_dtype=mu_dtype, flat=flat)
+        run(model, opt, sched, steps)
+        out.append((model, opt, sched))
+    return out
+
+
+@pytest.mark.parametrize("mu_dtype", ["float32", "bfloat16"])
+def test_flat_update_path_equals_the_per_parameter_path(mu_dtype):
+    """The flat (all parameters at once) path is the same arithmetic: bit-identical parameters and moments
+    when clipping does not trigger; within float32 rounding of the global norm when it does."""
+    (mf, of, _), (ml, ol, _) = _flat_vs_loop(mu_dtype, clip=1e9)
+    assert of._flat is not None and ol._flat is None          # each took the path it was asked for
+    for (k, a), b in zip(mf.state_dict().items(), ml.state_dict().values()):
+        assert torch.equal(a, b), k
+    for pf, pl in zip(mf.parameters(), ml.parameters()):
+        sf, sl = of.state[pf], ol.state[pl]
+        assert sf["step"] == sl["step"] == 5 and sf["mu"].dtype == getattr(torch, mu_dtype)
+        assert torch.equal(sf["mu"], sl["mu"]) and torch.equal(sf["nu"], sl["nu"])
+    (mf, _, _), (ml, _, _) = _flat_vs_loop(mu_dtype, clip=1e-3)   # clipping on every step
+    for a, b in zip(mf.parameters(), ml.parameters()):
+        torch.testing.assert_close(a, b, rtol=2e-6, atol=1e-7)
+
+
+def test_flat_state_dict_resumes_in_either_path():
+    (m, o, s), _ = _flat_vs_loop("bfloat16", clip=1e9, steps=3)
+    buf = io.BytesIO()
+    torch.save({"model": m.state_dict(), "opt": o.state_dict(), "sched": s.state_dict()}, buf)
+    run(m, o, s, 3, start=3)
+    expected = [p.detach().clone() for p in m.parameters()]
+    for flat in (True, False):
+        buf.seek(0)
+        ck = torch.load(buf, weights_only=False)
+        m2 = tiny_vit(seed=1)
+        o2, s2 = build_optimizer(m2, lr=1e-2, wd=1e-1, total_steps=8, schedule=SCHED, grad_clip_norm=1e9,
+                                 mu_dtype="bfloat16", flat=flat)
+        m2.load_state_dict(ck["model"])
+        o2.load_state_dict(ck["opt"])
+        s2.load_state_dict(ck["sched"])
+        run(m2, o2, s2, 3, start=3)
+        for a, b in zip(m2.parameters(), expected):
+            assert torch.equal(a, b), flat
+
+
+@pytest.mark.gpu
+def test_flat_update_on_cuda_equals_per_parameter_path():
+    out = []
+    for flat in (True, False):
+        model = tiny_vit().cuda()
+        opt, sched = build_optimizer(model, lr=1e-2, wd=1e-1, total_steps=8, schedule=SCHED, grad_clip_norm=1e9,
+                                     mu_dtype="bfloat16", flat=flat)
+        for s in range(4):
+            x, y = batch(s)
+            train_step(model, opt, sched, x.cuda(), y.cuda(), mixup_a=0.8)
+        out.append(model)
+    for a, b in zip(out[0].parameters(), out[1].parameters()):
+        assert torch.equal(a, b)
+
+
 def test_bf16_moment_dtype_and_weak_b1():
     p = nn.Parameter(torch.zeros(4))
     opt = BigVisionAdam([p], lr=1.0, mu_dtype="bfloat16")

@@ -159,12 +159,12 @@ def _grads_bv(model) -> dict[str, np.ndarray]:
     return out
 
 
-def _ours(model, run):
+def _ours(model, run, flat=None):
     from torch_impl.optim import build_optimizer
     c = RUNS[run]["config"]
     return build_optimizer(model, lr=c["lr"], wd=c["wd"], total_steps=RUNS[run]["total_steps"],
                            schedule=c["schedule"], grad_clip_norm=c["grad_clip_norm"],
-                           mu_dtype=c["optax"].get("mu_dtype", "float32"))
+                           mu_dtype=c["optax"].get("mu_dtype", "float32"), flat=flat)
 
 
 def _trajectory(data, run, factory, *, clip_in_step=False):
@@ -617,6 +617,10 @@ def _trajectory_checks(store, rel) -> list[Check]:
                 out.append(Check(NAME, f"trajectory[bf16,step{k + 1}]", "max |dp| / bf16-ulp effect", 1.0,
                                  run_params(run, "ours", k)))
     last = K_STEPS - 1
+    out.append(Check(NAME, f"trajectory[fp32,step{K_STEPS}]:flat_update", "max |dp| / max |p|, loss rel", 1e-6,
+                     run_params("fp32", "ours_flat", last)))
+    out.append(Check(NAME, f"trajectory[bf16,step{K_STEPS}]:flat_update", "max |dp| / bf16-ulp effect", 1.0,
+                     run_params("bf16", "ours_flat", last)))
     out.append(Check(NAME, f"trajectory[fp32,step{K_STEPS}]:torch_AdamW_converted_wd",
                      "max |dp| / max |p|, loss rel", 1e-6, run_params("fp32", "torch_adamw_converted", last)))
     for key in ("torch_adamw_wd_1e-4", "decay_all_params", "linearlr_warmup", "cosine_annealing_whole_run",
@@ -645,6 +649,8 @@ def _trajectory_checks(store, rel) -> list[Check]:
     out.append(Check(NAME, "adam_state[bf16,mu_bits]", "fraction of bf16 moments not bit-identical", 0.01,
                      moments("bf16", "ours", "fraction")))
     out.append(Check(NAME, "adam_state[bf16,mu_ulps]", "max bf16 ulps apart", 2.0, moments("bf16", "ours", "ulps")))
+    out.append(Check(NAME, "adam_state[bf16,mu_bits]:flat_update", "fraction of bf16 moments not bit-identical", 0.01,
+                     moments("bf16", "ours_flat", "fraction")))
     for key in ("fp32_moment", "bf16_product_rounded", "bf16_moment_plain_b1"):
         out.append(Check(NAME, f"adam_state[bf16,mu_bits]:{key}", "fraction of bf16 moments not bit-identical",
                          0.01, moments("bf16", key, "fraction"), negative=True))
@@ -653,6 +659,8 @@ def _trajectory_checks(store, rel) -> list[Check]:
 
 FACTORIES = {
     "ours": lambda run: _ours_factory(run),
+    # the all-parameters-at-once update (what CUDA training runs), forced on here on the CPU
+    "ours_flat": lambda run: (lambda m: _ours(m, run, flat=True)),
     "torch_adamw_converted": lambda run: (lambda m: _torch_adamw(lambda c: c["wd"] / c["lr"])(m, run)),
     "torch_adamw_wd_1e-4": lambda run: (lambda m: _torch_adamw(lambda c: c["wd"])(m, run)),
     "decay_all_params": lambda run: _bv_adam_with(run, wd_mults=((".*", 1.0),)),
