@@ -46,4 +46,10 @@ e2e)
       --set runtime.device_augment=true --set log_training_steps=10 --set evals.val.log_steps=0 \
       --set evals.minival.log_steps=0 --set schedule.warmup_steps=10 --set input.num_workers=14
   ;;
+opt)
+  step bench_model_opt 150 $PY -m parity.cli bench model --device cuda --compile --batch 1024 --steps 10 --repeats 3 \
+      --warmup 3 --optimizer none adamw big_vision --json "$OUT/bench_model_opt.json"
+  step bench_decode 120 $PY -m parity.cli bench decode --device cuda --batch 256 --json "$OUT/bench_decode.json"
+  TAIL=8 step pytest_opt 120 $PY -m pytest -q -m gpu -p no:cacheprovider tests/test_optim.py
+  ;;
 esac

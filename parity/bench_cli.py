@@ -1,4 +1,4 @@
-"""``parity bench {pipeline,randaug,model,batched,e2e}``: throughput benchmarks (see docs/performance.md).
+"""``parity bench {pipeline,randaug,model,batched,decode,e2e}``: throughput benchmarks (see docs/performance.md).
 
 Every benchmark measures its baselines in the same run, on the same inputs and the same CPU core, and
 prints img/s with the spread over repeats and the ratios of the medians.
@@ -13,6 +13,7 @@ BENCHMARKS = {
     "randaug": ("parity.bench.randaug_ops", "RandAugment17 per op vs torchvision"),
     "model": ("parity.bench.model", "ViT forward/backward img/s (CPU, or CUDA + bf16 + compile)"),
     "batched": ("parity.bench.batched", "batched per-sample crop + RandAugment17 on a device"),
+    "decode": ("parity.bench.decode", "JPEG decode on the device (nvjpeg) vs the CPU: speed and pixel difference"),
     "e2e": ("parity.bench.e2e", "the training loop on real JPEGs vs the model alone (CUDA)"),
 }
 

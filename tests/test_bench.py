@@ -118,3 +118,9 @@ def test_check_device_option():
 @pytest.mark.gpu
 def test_check_on_cuda_fast_paths():
     assert parity_main(["check", "--family", "fast_paths", "--device", "cuda"]) == 0
+
+
+def test_bench_decode_reports_speed_and_pixel_difference(capsys):
+    assert parity_main(["bench", "decode", "--device", "cpu", "--n", "4", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "decode_jpeg_fast" in out and "values differ" in out

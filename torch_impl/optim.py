@@ -286,7 +286,6 @@ class BigVisionAdam(torch.optim.Optimizer):
         n_all = sum(len(g["params"]) for g in self.param_groups)
         steps = {self.state[p].get("step", 0) for p in params}
         ok = (len(params) == n_all and len({p.device for p in params}) == 1 and len(steps) == 1
-              and all(p.is_contiguous() for p in params)
               and len({tuple(g[k] for k in self._SHARED) for _, g, _ in entries}) == 1)
         return ok and (self.flat is True or params[0].device.type == "cuda")
 
@@ -308,8 +307,9 @@ class BigVisionAdam(torch.optim.Optimizer):
                         else torch.zeros(p.numel(), dtype=torch.float32, device=dev) for p in params])
         step = self.state[params[0]].get("step", 0)
         for p, m, v in zip(params, mu.split(sizes), nu.split(sizes)):
+            # views in p's logical (row-major) order, whatever p's memory format (channels_last stem...)
             st = self.state[p]
-            st["step"], st["mu"], st["nu"] = step, m.view_as(p), v.view_as(p)
+            st["step"], st["mu"], st["nu"] = step, m.view(p.shape), v.view(p.shape)
         self._flat = fs = {"key": key, "params": params, "sizes": sizes, "wd": wd, "mu": mu, "nu": nu}
         return fs
 
@@ -338,7 +338,7 @@ class BigVisionAdam(torch.optim.Optimizer):
         p_flat = torch.cat([p.detach().reshape(-1) for p in params])
         u = _fma(u, _f32(group["base_lr"]), p_flat * fs["wd"])
         u = u * _f32(self.schedule_multiplier(group))
-        torch._foreach_sub_([p.detach() for p in params], [x.view_as(p) for x, p in zip(u.split(sizes), params)])
+        torch._foreach_sub_([p.detach() for p in params], [x.view(p.shape) for x, p in zip(u.split(sizes), params)])
 
     def _decayed_first_moment(self, mu_old: torch.Tensor, b1: float) -> torch.Tensor:
         """b1 * mu (float32). optax multiplies the stored moment by the Python float b1, which JAX casts to
