@@ -40,6 +40,7 @@ e2e)
   step bench_model_opt 100 $PY -m parity.cli bench model --device cuda --compile --batch 1024 --steps 10 --repeats 3 \
       --warmup 3 --optimizer none big_vision --json "$OUT/bench_model_opt.json"
   step bench_e2e 330 $PY -m parity.cli bench e2e --device cuda --batch 1024 --steps 30 --warmup 10 \
+      --augment ${E2E_AUGMENT:-loader device device-decode} \
       --json "$OUT/bench_e2e.json"
   step train_full 150 $PY -m parity.cli train --config vit_s16_i1k --data synthetic --full-size --skip-parity \
       --workdir /tmp/train_full --set total_steps=60 --set input.batch_size=1024 --set runtime.compile=true \

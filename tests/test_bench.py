@@ -97,13 +97,14 @@ def test_bench_e2e_runs_the_training_loop_on_made_up_jpegs(tmp_path, capsys):
     out = tmp_path / "e2e.json"
     rc = parity_main(["bench", "e2e", "--device", "cpu", "--batch", "4", "--steps", "3", "--warmup", "1",
                       "--images", "16", "--classes", "2", "--depth", "1", "--image-size", "32", "--no-compile",
-                      "--workers", "0", "--json", str(out)])
+                      "--workers", "0", "--augment", "loader", "device", "device-decode", "--json", str(out)])
     assert rc == 0
     text = capsys.readouterr().out
-    for name in ("model only", "randaug in the loader workers", "randaug on the device", "input pipeline alone"):
+    for name in ("model only", "randaug in the loader workers", "randaug on the device", "input pipeline alone",
+                 "randaug and decode on the device"):
         assert name in text
     series = json.loads(out.read_text())["series"]
-    assert len(series) == 5 and all(r > 0 for rates in series.values() for r in rates)
+    assert len(series) == 7 and all(r > 0 for rates in series.values() for r in rates)
 
 
 def test_check_device_option():

@@ -239,3 +239,36 @@ def test_batched_paths_on_cuda_equal_cpu():
                            batched_apply_op(x, op, 10, sign=-1, cutout_center=c)), op
     boxes = torch.tensor([[0, 0, 64, 64], [3, 4, 40, 50]] * 16)
     assert torch.equal(batched_crop_resize(x.cuda(), boxes, 224).cpu(), batched_crop_resize(x, boxes, 224))
+
+
+def test_device_decode_path_draws_the_same_crops_as_the_fast_path():
+    """runtime.device_decode ships (jpeg, box, flip) drawn exactly as the fast path draws them; decoded with
+    torchvision's CPU decoder (libjpeg-turbo, accurate DCT) it equals the fast path with the accurate DCT."""
+    from torch_impl.batched_augment import decode_crop_resize
+    from torch_impl.config import PPConfig
+    from torch_impl.data import collate_train, train_transform
+    pp = PPConfig(decode_precise=True, randaug_magnitude=10)
+    exact = train_transform(pp, device_augment=True)              # uint8 crops, decoded in the worker
+    deferred = train_transform(pp, device_decode=True)
+    jpegs = list(photos.imagenet_like_jpegs().values())
+    items = []
+    for seed, data in enumerate(jpegs * 2):
+        d = deferred(data, seed)
+        assert set(d) == {"jpeg", "box", "flip", "size"}
+        items.append({"image": d, "label": seed, "bad": 0})
+        items.append({"image": exact(data, seed), "label": seed, "bad": 0})
+    batch = collate_train(items)
+    dfr = batch["deferred"]
+    assert dfr["index"].tolist() == list(range(0, len(items), 2)) and bool(dfr["flip"].any())
+    out = decode_crop_resize(dfr["jpeg"], dfr["box"], dfr["flip"], 224, "cpu")
+    torch.testing.assert_close(out, batch["image"][1::2], rtol=0, atol=0)
+    # grayscale, CMYK and non-JPEG files are not deferred: the worker decodes them
+    import io
+
+    from PIL import Image
+    for mode in ("L", "CMYK"):
+        buf = io.BytesIO()
+        Image.new(mode, (50, 40)).save(buf, format="JPEG")
+        assert not FP.device_decodable(buf.getvalue())
+        assert isinstance(deferred(buf.getvalue(), 0), torch.Tensor)
+    assert FP.device_decodable(jpegs[0]) and not FP.device_decodable(b"not a jpeg")

@@ -172,6 +172,30 @@ def test_device_augment_randaug_resumes_bit_identically(folder, tmp_path):
     assert [res.losses[s] for s in range(3, 7)] == [full.losses[s] for s in range(3, 7)]
 
 
+def test_device_decode_with_an_exact_decoder_equals_the_loader_path(folder, tmp_path, monkeypatch):
+    """runtime.device_decode: the workers ship (jpeg, box, flip) for JPEGs (PNGs are decoded there); with
+    the decoder swapped for big_vision's (the fast-DCT CPU decode) the trajectory is bit-identical to the
+    exact loader path, so only the decoder itself differs (nvjpeg on CUDA, torchvision's CPU decode here)."""
+    import torchvision.io as tio
+
+    from torch_impl import fast_pipeline as FP
+    base = {"total_steps": 4, "evals.val.log_steps": 0, "evals.minival.log_steps": 0,
+            "input.pp.randaug_magnitude": 10, "runtime.device_augment": True}
+    ref = train(tiny_cfg(**base), folder_splits(tiny_cfg(**base), folder), tmp_path / "r", echo=_quiet)
+    cfg = tiny_cfg(**base, **{"runtime.device_decode": True})
+    sp = folder_splits(cfg, folder)
+    kinds = {type(sp.train[(i, i)]["image"]).__name__ for i in range(len(sp.train))}
+    assert kinds == {"dict", "Tensor"}                      # JPEGs deferred, PNGs decoded in the worker
+    real = train(cfg, sp, tmp_path / "d", echo=_quiet)       # torchvision's CPU decoder (accurate DCT)
+    assert all(np.isfinite(list(real.losses.values())))
+
+    def exact(jpegs, device, mode=None):
+        return [torch.from_numpy(FP.decode_jpeg_fast(j.numpy().tobytes())).permute(2, 0, 1) for j in jpegs]
+    monkeypatch.setattr(tio, "decode_jpeg", exact)
+    same = train(cfg, folder_splits(cfg, folder), tmp_path / "e", echo=_quiet)
+    assert same.losses == ref.losses
+
+
 def test_gradient_accumulation_equals_the_whole_batch(folder, tmp_path):
     """Same global batch, 2 micro-batches: same data, same update (up to float summation order)."""
     base = {"total_steps": 4, "evals.val.log_steps": 0, "evals.minival.log_steps": 0, "mixup.p": 0.0}

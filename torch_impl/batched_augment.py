@@ -24,7 +24,7 @@ import torch
 from torch_impl.augment import CUTOUT_CONST, MAX_LEVEL, OPS, TRANSLATE_CONST
 
 __all__ = ["sample_batch_params", "batched_apply_op", "batched_randaugment", "BatchedRandAugment17",
-           "batched_crop_resize", "augment_on_device"]
+           "batched_crop_resize", "augment_on_device", "decode_crop_resize"]
 
 _F32 = torch.float32
 _SIGNED = {OPS.index(n) for n in ("Rotate", "ShearX", "ShearY", "TranslateX", "TranslateY")}
@@ -362,3 +362,32 @@ def batched_crop_resize(images: torch.Tensor, boxes, size: int = 224, *, flips=N
     t, btm = horiz[:, :, :size], horiz[:, :, size:]
     out = t + (btm - t) * wy.view(n, 1, -1, 1)
     return out.clamp_(0.0, 255.0).to(torch.uint8)
+
+
+def _decode_one(jpeg: torch.Tensor, device) -> torch.Tensor:
+    """One JPEG on ``device``, or (if that decoder refuses it) big_vision's CPU decode moved there."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+    try:
+        return decode_jpeg(jpeg, device=device, mode=ImageReadMode.RGB)
+    except RuntimeError:
+        from torch_impl.fast_pipeline import decode_jpeg_fast
+        return torch.from_numpy(decode_jpeg_fast(jpeg.numpy().tobytes())).permute(2, 0, 1).to(device)
+
+
+def decode_crop_resize(jpegs: Sequence[torch.Tensor], boxes, flips, size: int, device) -> torch.Tensor:
+    """``runtime.device_decode``: decode ``jpegs`` (1-D uint8 tensors) on ``device`` with
+    torchvision.io.decode_jpeg (nvjpeg on CUDA), then crop ``boxes[n]``, resize to ``size`` and flip like
+    :func:`batched_crop_resize`. Returns uint8 (k, 3, size, size). The decode is NOT big_vision's (see
+    config.RuntimeConfig.device_decode); everything after it is."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+    dev = torch.device(device)
+    try:
+        imgs = decode_jpeg(list(jpegs), device=dev, mode=ImageReadMode.RGB)
+    except RuntimeError:          # one bad file fails the batched call: decode one by one, with a fallback
+        imgs = [_decode_one(j, dev) for j in jpegs]
+    imgs = [im if im.shape[0] == 3 else im.expand(3, -1, -1) for im in imgs]
+    hmax, wmax = max(im.shape[1] for im in imgs), max(im.shape[2] for im in imgs)
+    batch = torch.zeros((len(imgs), 3, hmax, wmax), dtype=torch.uint8, device=dev)
+    for i, im in enumerate(imgs):       # pad to one shape; every box lies inside its own image
+        batch[i, :, :im.shape[1], :im.shape[2]] = im
+    return batched_crop_resize(batch, boxes, size, flips=flips)

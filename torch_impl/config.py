@@ -122,6 +122,11 @@ class RuntimeConfig:
     # ops/signs/centres) instead of in the DataLoader workers, which then ship uint8 crops (4x fewer bytes).
     # Same per-image semantics (parity family fast_paths checks the batched ops); frees the CPU cores.
     device_augment: bool = False
+    # Also decode the JPEGs on the device (nvjpeg through torchvision.io.decode_jpeg), then crop + resize +
+    # flip there (batched_augment.batched_crop_resize); the workers only read files and draw the crop and
+    # flip. Implies device_augment. NOT big_vision's pixels: nvjpeg differs from TF's fast-DCT libjpeg decode
+    # (up to ~60 levels, mean ~1.4 on 500x375 q90 photos; docs/performance.md). Off by default for that reason.
+    device_decode: bool = False
     tensorboard: bool = True
     wandb: bool = False                # optional, needs `pip install wandb`
     progress: bool = True

@@ -302,10 +302,30 @@ class ShardSampler(Sampler):
 
 
 def make_loader(dataset: Dataset, sampler: Sampler, batch_size: int, *, num_workers: int = 0,
-                pin_memory: bool = False) -> DataLoader:
+                pin_memory: bool = False, collate_fn: Callable | None = None) -> DataLoader:
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
                       pin_memory=pin_memory, drop_last=False, persistent_workers=False,
-                      prefetch_factor=4 if num_workers else None)
+                      prefetch_factor=4 if num_workers else None, collate_fn=collate_fn)
+
+
+def collate_train(items: list[dict]) -> dict:
+    """default_collate, except that items whose image is an undecoded JPEG (``runtime.device_decode``)
+    leave a zero slot in ``image`` and are listed under ``deferred``: ``index`` (k,), ``jpeg`` (k uint8
+    tensors), ``box`` (k, 4), ``flip`` (k,), for :func:`torch_impl.batched_augment.decode_crop_resize`."""
+    from torch.utils.data import default_collate
+    later = [i for i, it in enumerate(items) if isinstance(it["image"], dict)]
+    if not later:
+        return default_collate(items)
+    size = items[later[0]]["image"]["size"]
+    image = torch.zeros((len(items), 3, size, size), dtype=torch.uint8)
+    for i, it in enumerate(items):
+        if not isinstance(it["image"], dict):
+            image[i] = it["image"]
+    d = [items[i]["image"] for i in later]
+    return {"image": image, "label": torch.tensor([it["label"] for it in items]),
+            "bad": torch.tensor([it["bad"] for it in items]),
+            "deferred": {"index": torch.tensor(later), "jpeg": [x["jpeg"] for x in d],
+                         "box": torch.stack([x["box"] for x in d]), "flip": torch.tensor([x["flip"] for x in d])}}
 
 
 # ---------------------------------------------------------------------------- transforms
@@ -318,10 +338,18 @@ class Pipeline:
     torch_impl.preprocess, which also takes decoded tensors (synthetic images, PIL-decoded CMYK/PNG files).
     """
 
-    def __init__(self, slow: Callable, fast: Callable | None, generator: torch.Generator):
-        self.slow, self.fast, self.generator = slow, fast, generator
+    def __init__(self, slow: Callable, fast: Callable | None, generator: torch.Generator, *, defer: bool = False):
+        self.slow, self.fast, self.generator, self.defer = slow, fast, generator, defer
 
-    def __call__(self, x, seed: int) -> torch.Tensor:
+    def __call__(self, x, seed: int) -> torch.Tensor | dict:
+        if self.defer and isinstance(x, (bytes, bytearray)):
+            from torch_impl.fast_pipeline import device_decodable
+            if device_decodable(bytes(x)):
+                # runtime.device_decode: the same draws as the fast path, the decode left to the device
+                self.generator.manual_seed(seed)
+                box, flip = self.fast.plan(bytes(x))
+                return {"jpeg": torch.frombuffer(bytearray(x), dtype=torch.uint8), "box": torch.tensor(box),
+                        "flip": bool(flip), "size": self.fast.size}
         if self.fast is not None and isinstance(x, (bytes, bytearray)):
             self.generator.manual_seed(seed)
             try:
@@ -332,12 +360,15 @@ class Pipeline:
         return self.slow(x)
 
 
-def train_transform(pp, *, device_augment: bool = False) -> Pipeline:
+def train_transform(pp, *, device_augment: bool = False, device_decode: bool = False) -> Pipeline:
     """big_vision ``decode_jpeg_and_inception_crop(S)|flip_lr|randaug(N,M)|value_range(-1,1)``, composed from
     torch_impl.preprocess.train_pipeline (and the fast JPEG path). ``pp`` is a config.PPConfig.
 
     ``device_augment``: stop after flip_lr and return uint8 (3, S, S); the training loop then runs
-    randaug + value_range on the device (:func:`torch_impl.batched_augment.augment_on_device`)."""
+    randaug + value_range on the device (:func:`torch_impl.batched_augment.augment_on_device`).
+    ``device_decode`` (implies device_augment): JPEGs the device can decode come back undecoded, as
+    ``{"jpeg", "box", "flip", "size"}`` (see :func:`collate_train`)."""
+    device_augment = device_augment or device_decode
     from torch_impl.augment import RandAugment17
     from torch_impl.preprocess import train_pipeline
 
@@ -360,7 +391,10 @@ def train_transform(pp, *, device_augment: bool = False) -> Pipeline:
                                      output="uint8" if device_augment else "float")
         except ImportError:
             fast = None
-    return Pipeline(slow, fast, g)
+    if device_decode and fast is None:
+        raise ValueError("runtime.device_decode needs the fast JPEG path (input.pp.fast_decode=true and "
+                         "`pip install simplejpeg`)")
+    return Pipeline(slow, fast, g, defer=device_decode)
 
 
 def eval_transform(pp) -> Pipeline:
@@ -393,7 +427,8 @@ def synthetic_splits(cfg, *, n_train: int = 20_000, n_val: int = 500, seed: int 
     n_hold = n_train - int(round(n_train * frac))
     # Labels cycle through the classes, so any contiguous block is stratified.
     train = SyntheticImages(n_train - n_hold, cfg.num_classes, size, seed=seed,
-                            transform=train_transform(pp, device_augment=cfg.runtime.device_augment))
+                            transform=train_transform(pp, device_augment=cfg.runtime.device_augment,
+                                                      device_decode=cfg.runtime.device_decode))
     minival = SyntheticImages(n_hold, cfg.num_classes, size, seed=seed, offset=n_train - n_hold,
                               transform=eval_transform(pp)) if n_hold else None
     # val items use indices past the training range (never seen in training)
@@ -422,7 +457,8 @@ def folder_splits(cfg, root: str | os.PathLike) -> Splits:
     train_idx, hold_idx = stratified_split(files.rel_paths, files.labels, frac, seed=cfg.input.split_seed)
     pp = cfg.input.pp
     prec = pp.decode_precise
-    train = ImageFiles(files, train_idx, train_transform(pp, device_augment=cfg.runtime.device_augment),
+    train = ImageFiles(files, train_idx, train_transform(pp, device_augment=cfg.runtime.device_augment,
+                                                         device_decode=cfg.runtime.device_decode),
                        decode_precise=prec)
     minival = ImageFiles(files, hold_idx, eval_transform(pp), decode_precise=prec) if len(hold_idx) else None
     val = None
@@ -454,5 +490,5 @@ def micro_batches(total: int, world_size: int, accum_steps: int) -> int:
 
 
 __all__ = ["FileList", "list_image_folder", "stratified_split", "load_rgb", "ImageFiles", "SyntheticImages",
-           "StepSampler", "ShardSampler", "make_loader", "Pipeline", "train_transform", "eval_transform", "Splits",
+           "StepSampler", "ShardSampler", "make_loader", "collate_train", "Pipeline", "train_transform", "eval_transform", "Splits",
            "synthetic_splits", "folder_splits", "splits_from_arg"]

@@ -89,6 +89,17 @@ def jpeg_shape(data: bytes) -> tuple[int, int]:
     return h, w
 
 
+def device_decodable(data: bytes) -> bool:
+    """A JPEG that nvjpeg (torchvision.io.decode_jpeg on CUDA) decodes to RGB like the CPU path would:
+    baseline, extended or progressive Huffman, three components. CMYK, grayscale and anything unusual stay
+    on the CPU path."""
+    try:
+        marker, off, _, _ = _sof(_check_bytes(data))
+    except ValueError:
+        return False
+    return marker in (0xC0, 0xC1, 0xC2) and off + 4 < len(data) and data[off + 4] == 3
+
+
 def decode_jpeg_fast(data: bytes, *, fast_dct: bool = True, rows: int | None = None) -> np.ndarray:
     """Decode to RGB uint8 (H, W, 3) numpy. ``fast_dct=True`` equals TF's default decode (JDCT_IFAST),
     ``False`` its ``dct_method="INTEGER_ACCURATE"`` (= PIL). ``rows``: only the top ``rows`` rows are
@@ -272,10 +283,16 @@ class FastTrainPipeline:
         return tuple(int(v) for v in sample_inception_box(height, width, area_range=self.area_range,
                                                           generator=self.generator))
 
-    def __call__(self, data: bytes) -> torch.Tensor:
+    def plan(self, data: bytes) -> tuple[tuple[int, int, int, int], bool]:
+        """This image's random draws, in ``__call__``'s order, without decoding: (crop box, flip). The
+        device-decode path (``runtime.device_decode``) ships them with the JPEG bytes."""
         h, w = jpeg_shape(data)
         box = self.sample_box(h, w)
         flip = self.flip and bool(torch.randint(0, 2, (1,), generator=self.generator))
+        return box, flip
+
+    def __call__(self, data: bytes) -> torch.Tensor:
+        box, flip = self.plan(data)
         img = crop_resize_flip(data, box, self.size, flip=flip, fast_dct=self.fast_dct)
         if self.randaug is not None:
             img = fast_randaugment(img, self.randaug[0], self.randaug[1], generator=self.generator)

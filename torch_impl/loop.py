@@ -258,13 +258,15 @@ def _train(cfg, splits, workdir, d: Dist, resume, metadata, stop_after_step, ech
 
     sampler = StepSampler(splits.train_size, B, seed=cfg.seed, rank=d.rank, world_size=d.world_size,
                           accum_steps=accum, start_step=start)
+    from torch_impl.data import collate_train
     loader = make_loader(splits.train, sampler, micro, num_workers=cfg.input.num_workers,
-                         pin_memory=d.device.type == "cuda")
+                         pin_memory=d.device.type == "cuda",
+                         collate_fn=collate_train if cfg.runtime.device_decode else None)
     batches = iter(loader)
     from torch_impl.loss import softmax_xent
     from torch_impl.mixup import mixup as _mixup
     mixup = _mixup if cfg.mixup.p > 0 else None
-    aug_gen = torch.Generator() if cfg.runtime.device_augment else None
+    aug_gen = torch.Generator() if (cfg.runtime.device_augment or cfg.runtime.device_decode) else None
     say(f"train: {splits.description}")
     say(f"train: {total} steps of {B} images ({d.world_size} process(es) x {accum} accumulation x {micro}), "
         f"device {d.device}, autocast {amp}, compile {cfg.runtime.compile}, workdir {workdir}")
@@ -291,6 +293,11 @@ def _train(cfg, splits, workdir, d: Dist, resume, metadata, stop_after_step, ech
             batch = next(batches)
             bad += int(batch["bad"].sum())
             x = batch["image"].to(d.device, non_blocking=True)
+            if "deferred" in batch:      # runtime.device_decode: decode + crop + resize + flip here
+                from torch_impl.batched_augment import decode_crop_resize
+                dfr = batch["deferred"]
+                x[dfr["index"].to(d.device)] = decode_crop_resize(dfr["jpeg"], dfr["box"], dfr["flip"],
+                                                                  x.shape[-1], d.device)
             if aug_gen is not None:
                 # seeded by (seed, step, rank, micro-step): the same draws after a resume
                 aug_gen.manual_seed(_mix(cfg.seed, 6, step, d.rank, k))

@@ -37,8 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None, help="ImageFolder root with train/<class>/*.jpg (default: made up)")
     p.add_argument("--images", type=int, default=4096, help="JPEGs to make when --data is not given")
     p.add_argument("--classes", type=int, default=16)
-    p.add_argument("--augment", nargs="+", default=["loader", "device"], choices=["loader", "device"],
-                   help="where RandAugment17 runs, one contender each")
+    p.add_argument("--augment", nargs="+", default=["loader", "device"], choices=["loader", "device", "device-decode"],
+                   help="where RandAugment17 runs, one contender each; device-decode also decodes the JPEGs "
+                        "on the device (nvjpeg: not big_vision's pixels, see docs/performance.md)")
     p.add_argument("--variant", default="S/16")
     p.add_argument("--depth", type=int, default=None, help="override the depth (quick CPU runs)")
     p.add_argument("--image-size", type=int, default=224)
@@ -69,7 +70,8 @@ def _config(args, classes: int, augment: str, workers: int, total: int):
         "log_training_steps": 1, "ckpt_steps": 0, "evals.val.log_steps": 0, "evals.minival.log_steps": 0,
         "runtime.device": "cuda" if args.device.startswith("cuda") else "cpu",
         "runtime.compile": not args.no_compile, "runtime.tensorboard": False, "runtime.progress": False,
-        "runtime.device_augment": augment == "device", "model.variant": args.variant,
+        "runtime.device_augment": augment != "loader", "runtime.device_decode": augment == "device-decode",
+        "model.variant": args.variant,
         "schedule.warmup_steps": min(10, total - 1),
     }
     if args.depth:
@@ -106,7 +108,9 @@ def loader_rate(cfg, splits, steps: int, warmup: int, name: str) -> common.Serie
     from torch_impl.data import StepSampler, make_loader
     B = cfg.input.batch_size
     sampler = StepSampler(splits.train_size, B, seed=cfg.seed)
-    it = iter(make_loader(splits.train, sampler, B, num_workers=cfg.input.num_workers, pin_memory=False))
+    from torch_impl.data import collate_train
+    it = iter(make_loader(splits.train, sampler, B, num_workers=cfg.input.num_workers, pin_memory=False,
+                          collate_fn=collate_train if cfg.runtime.device_decode else None))
     for _ in range(warmup):
         next(it)
     s = common.Series(name)
@@ -157,9 +161,12 @@ def main(args) -> int:
     for augment in args.augment:
         cfg = _config(args, classes, augment, workers, total)
         splits = folder_splits(cfg, root)
-        where = "in the loader workers" if augment == "loader" else "on the device"
+        where = {"loader": "in the loader workers", "device": "on the device",
+                 "device-decode": "and decode on the device"}[augment]
         if not args.skip_loader_only:
-            n = f"input pipeline alone (randaug {where if augment == 'loader' else 'not included'})"
+            n = {"loader": "input pipeline alone (randaug in the workers)",
+                 "device": "input pipeline alone (no randaug)",
+                 "device-decode": "input pipeline alone (read files + draw crops only)"}[augment]
             series[n] = loader_rate(cfg, splits, args.steps, min(args.warmup, 3), n)
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats(dev)
