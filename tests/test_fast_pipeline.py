@@ -246,7 +246,7 @@ def test_device_decode_path_draws_the_same_crops_as_the_fast_path():
     torchvision's CPU decoder (libjpeg-turbo, accurate DCT) it equals the fast path with the accurate DCT."""
     from torch_impl.batched_augment import decode_crop_resize
     from torch_impl.config import PPConfig
-    from torch_impl.data import collate_train, train_transform
+    from torch_impl.data import assemble_batch, collate_train, deferred_jpegs, train_transform
     pp = PPConfig(decode_precise=True, randaug_magnitude=10)
     exact = train_transform(pp, device_augment=True)              # uint8 crops, decoded in the worker
     deferred = train_transform(pp, device_decode=True)
@@ -254,14 +254,19 @@ def test_device_decode_path_draws_the_same_crops_as_the_fast_path():
     items = []
     for seed, data in enumerate(jpegs * 2):
         d = deferred(data, seed)
-        assert set(d) == {"jpeg", "box", "flip", "size"}
+        assert set(d) == {"jpeg", "box", "flip", "size"} and d["jpeg"] == data
         items.append({"image": d, "label": seed, "bad": 0})
         items.append({"image": exact(data, seed), "label": seed, "bad": 0})
     batch = collate_train(items)
     dfr = batch["deferred"]
     assert dfr["index"].tolist() == list(range(0, len(items), 2)) and bool(dfr["flip"].any())
-    out = decode_crop_resize(dfr["jpeg"], dfr["box"], dfr["flip"], 224, "cpu")
-    torch.testing.assert_close(out, batch["image"][1::2], rtol=0, atol=0)
+    assert batch["image_index"].tolist() == list(range(1, len(items), 2))
+    assert [j.numpy().tobytes() for j in deferred_jpegs(dfr)] == jpegs * 2
+    out = decode_crop_resize(deferred_jpegs(dfr), dfr["box"], dfr["flip"], 224, "cpu")
+    torch.testing.assert_close(out, batch["image"], rtol=0, atol=0)
+    whole = assemble_batch(batch, "cpu")
+    torch.testing.assert_close(whole[0::2], out, rtol=0, atol=0)
+    torch.testing.assert_close(whole[1::2], batch["image"], rtol=0, atol=0)
     # grayscale, CMYK and non-JPEG files are not deferred: the worker decodes them
     import io
 

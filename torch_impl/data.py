@@ -309,23 +309,47 @@ def make_loader(dataset: Dataset, sampler: Sampler, batch_size: int, *, num_work
 
 
 def collate_train(items: list[dict]) -> dict:
-    """default_collate, except that items whose image is an undecoded JPEG (``runtime.device_decode``)
-    leave a zero slot in ``image`` and are listed under ``deferred``: ``index`` (k,), ``jpeg`` (k uint8
-    tensors), ``box`` (k, 4), ``flip`` (k,), for :func:`torch_impl.batched_augment.decode_crop_resize`."""
+    """default_collate, except for undecoded JPEGs (``runtime.device_decode``). Then ``image`` holds only
+    the images decoded in the workers, at rows ``image_index`` of the batch, and ``deferred`` the others:
+    ``index`` (k,) rows, ``blob`` (all k files in one uint8 tensor: one shared-memory segment instead of k),
+    ``lengths`` (k,), ``box`` (k, 4), ``flip`` (k,), ``size``. :func:`assemble_batch` puts them together."""
     from torch.utils.data import default_collate
     later = [i for i, it in enumerate(items) if isinstance(it["image"], dict)]
     if not later:
         return default_collate(items)
-    size = items[later[0]]["image"]["size"]
-    image = torch.zeros((len(items), 3, size, size), dtype=torch.uint8)
-    for i, it in enumerate(items):
-        if not isinstance(it["image"], dict):
-            image[i] = it["image"]
+    now = [i for i, it in enumerate(items) if not isinstance(it["image"], dict)]
     d = [items[i]["image"] for i in later]
-    return {"image": image, "label": torch.tensor([it["label"] for it in items]),
-            "bad": torch.tensor([it["bad"] for it in items]),
-            "deferred": {"index": torch.tensor(later), "jpeg": [x["jpeg"] for x in d],
-                         "box": torch.stack([x["box"] for x in d]), "flip": torch.tensor([x["flip"] for x in d])}}
+    size = d[0]["size"]
+    image = (torch.stack([items[i]["image"] for i in now]) if now
+             else torch.zeros((0, 3, size, size), dtype=torch.uint8))
+    blob = torch.from_numpy(np.frombuffer(b"".join(x["jpeg"] for x in d), dtype=np.uint8).copy())
+    return {"image": image, "image_index": torch.tensor(now, dtype=torch.int64),
+            "label": torch.tensor([it["label"] for it in items]), "bad": torch.tensor([it["bad"] for it in items]),
+            "deferred": {"index": torch.tensor(later), "blob": blob,
+                         "lengths": torch.tensor([len(x["jpeg"]) for x in d]),
+                         "box": torch.tensor([x["box"] for x in d], dtype=torch.int64),
+                         "flip": torch.tensor([x["flip"] for x in d]), "size": size}}
+
+
+def deferred_jpegs(deferred: dict) -> list[torch.Tensor]:
+    """The k files of a :func:`collate_train` batch as 1-D uint8 tensors (views of ``blob``)."""
+    return list(deferred["blob"].split(deferred["lengths"].tolist()))
+
+
+def assemble_batch(batch: dict, device) -> torch.Tensor:
+    """The uint8 (N, 3, S, S) image batch on ``device``: rows decoded in the workers, plus (for
+    ``runtime.device_decode`` batches) the deferred JPEGs decoded, cropped, resized and flipped on the
+    device by :func:`torch_impl.batched_augment.decode_crop_resize`."""
+    if "deferred" not in batch:
+        return batch["image"].to(device, non_blocking=True)
+    from torch_impl.batched_augment import decode_crop_resize
+    dfr = batch["deferred"]
+    n, size = len(batch["label"]), dfr["size"]
+    x = torch.empty((n, 3, size, size), dtype=torch.uint8, device=device)
+    if len(batch["image_index"]):
+        x[batch["image_index"].to(device)] = batch["image"].to(device, non_blocking=True)
+    x[dfr["index"].to(device)] = decode_crop_resize(deferred_jpegs(dfr), dfr["box"], dfr["flip"], size, device)
+    return x
 
 
 # ---------------------------------------------------------------------------- transforms
@@ -348,8 +372,9 @@ class Pipeline:
                 # runtime.device_decode: the same draws as the fast path, the decode left to the device
                 self.generator.manual_seed(seed)
                 box, flip = self.fast.plan(bytes(x))
-                return {"jpeg": torch.frombuffer(bytearray(x), dtype=torch.uint8), "box": torch.tensor(box),
-                        "flip": bool(flip), "size": self.fast.size}
+                # plain bytes and ints: pickled inline to the main process (no shared-memory tensor per file)
+                return {"jpeg": bytes(x), "box": tuple(int(v) for v in box), "flip": bool(flip),
+                        "size": self.fast.size}
         if self.fast is not None and isinstance(x, (bytes, bytearray)):
             self.generator.manual_seed(seed)
             try:
@@ -490,5 +515,5 @@ def micro_batches(total: int, world_size: int, accum_steps: int) -> int:
 
 
 __all__ = ["FileList", "list_image_folder", "stratified_split", "load_rgb", "ImageFiles", "SyntheticImages",
-           "StepSampler", "ShardSampler", "make_loader", "collate_train", "Pipeline", "train_transform", "eval_transform", "Splits",
+           "StepSampler", "ShardSampler", "make_loader", "collate_train", "deferred_jpegs", "assemble_batch", "Pipeline", "train_transform", "eval_transform", "Splits",
            "synthetic_splits", "folder_splits", "splits_from_arg"]

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 
 from torch_impl import checkpoint as ckpt
 from torch_impl.config import TrainConfig
-from torch_impl.data import ShardSampler, Splits, StepSampler, _mix, make_loader
+from torch_impl.data import ShardSampler, Splits, StepSampler, _mix, assemble_batch, make_loader
 from torch_impl.metrics import MetricsLog
 
 
@@ -292,12 +292,7 @@ def _train(cfg, splits, workdir, d: Dist, resume, metadata, stop_after_step, ech
         for k in range(accum):
             batch = next(batches)
             bad += int(batch["bad"].sum())
-            x = batch["image"].to(d.device, non_blocking=True)
-            if "deferred" in batch:      # runtime.device_decode: decode + crop + resize + flip here
-                from torch_impl.batched_augment import decode_crop_resize
-                dfr = batch["deferred"]
-                x[dfr["index"].to(d.device)] = decode_crop_resize(dfr["jpeg"], dfr["box"], dfr["flip"],
-                                                                  x.shape[-1], d.device)
+            x = assemble_batch(batch, d.device)    # (runtime.device_decode: decode + crop + flip happen here)
             if aug_gen is not None:
                 # seeded by (seed, step, rank, micro-step): the same draws after a resume
                 aug_gen.manual_seed(_mix(cfg.seed, 6, step, d.rank, k))
