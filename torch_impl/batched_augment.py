@@ -50,22 +50,12 @@ def _fill(replace, device) -> torch.Tensor:
     vals = (replace,) * 3 if isinstance(replace, int) else tuple(replace)
     if len(vals) != 3 or any(not 0 <= int(v) <= 255 for v in vals):
         raise ValueError(f"replace must be an integer in [0, 255] or three of them, got {replace!r}")
-    return _dev(torch.tensor([int(v) for v in vals], dtype=torch.uint8), device).view(1, 3, 1, 1)
-
-
-def _dev(t: torch.Tensor, device) -> torch.Tensor:
-    """A small host tensor (per-sample arguments, indices) on ``device`` without stalling the host: a plain
-    ``.to("cuda")`` from pageable memory waits for every kernel queued before it, which would serialise
-    the many small launches below; a copy from pinned memory is queued like a kernel."""
-    device = torch.device(device)
-    if device.type != "cuda":
-        return t.to(device)
-    return t.pin_memory().to(device, non_blocking=True)
+    return torch.tensor([int(v) for v in vals], dtype=torch.uint8, device=device).view(1, 3, 1, 1)
 
 
 def _col(t: torch.Tensor, device) -> torch.Tensor:
     """(n,) host tensor -> (n, 1, 1, 1) on device."""
-    return _dev(t, device).view(-1, 1, 1, 1)
+    return t.to(device).view(-1, 1, 1, 1)
 
 
 # ---- colour kernels ------------------------------------------------------------------------------------
@@ -189,8 +179,8 @@ def _cutout(x, pad: torch.Tensor, cy: torch.Tensor, cx: torch.Tensor, fill):
     d = x.device
     rows = torch.arange(h, device=d).view(1, h, 1)
     cols = torch.arange(w, device=d).view(1, 1, w)
-    top, bottom, left, right = _dev(torch.stack([top, bottom, left, right]), d).view(4, -1, 1, 1).unbind(0)
-    inside = (rows >= top) & (rows < bottom) & (cols >= left) & (cols < right)
+    inside = ((rows >= top.to(d).view(-1, 1, 1)) & (rows < bottom.to(d).view(-1, 1, 1))
+              & (cols >= left.to(d).view(-1, 1, 1)) & (cols < right.to(d).view(-1, 1, 1)))
     return torch.where(inside.unsqueeze(1), fill, x)
 
 
@@ -244,14 +234,13 @@ def batched_apply_op(images: torch.Tensor, name: str, level, *, sign=1, cutout_c
         grey = _grey(x)
         if contrast == "big_vision":   # blend towards pixel_count / 256 (clipped), not the mean grey
             mean = (torch.tensor(float(h * w), dtype=_F32) / torch.tensor(256.0, dtype=_F32)).clamp(0.0, 255.0)
-            mean = _dev(mean.to(torch.uint8), dev).view(1, 1, 1, 1).expand(n, 1, 1, 1)
+            mean = mean.to(torch.uint8).to(dev).view(1, 1, 1, 1).expand(n, 1, 1, 1)
         else:
             mean = grey.to(torch.float64).mean(dim=(-3, -2, -1), keepdim=True).to(_F32).clamp(0.0, 255.0).to(torch.uint8)
         return _blend(mean.expand(n, 3, h, w), x, factor)
     if name in ("Rotate", "ShearX", "ShearY", "TranslateX", "TranslateY"):
         coeffs = geometry_coefficients(name, h, w, lv, sg)
-        coeffs = _dev(torch.stack(coeffs), dev).unbind(0)
-        return _projective(x, *coeffs, fill)
+        return _projective(x, *(c.to(dev) for c in coeffs), fill)
     if name == "Cutout":
         if cutout_center is None:
             raise ValueError("Cutout needs cutout_center: an (N, 2) tensor of (cy, cx) per sample")
@@ -290,7 +279,7 @@ def batched_randaugment(images: torch.Tensor, params: dict[str, torch.Tensor], m
         col = ops[:, layer]
         for k in torch.unique(col).tolist():
             idx = torch.nonzero(col == k).flatten()
-            didx = _dev(idx, x.device)
+            didx = idx.to(x.device)
             out[didx] = batched_apply_op(out.index_select(0, didx), OPS[k], lv[idx], sign=signs[idx, layer],
                                          cutout_center=centers[idx, layer], replace=replace, contrast=contrast)
     return out
@@ -348,7 +337,7 @@ def _tables(sizes: torch.Tensor, offsets: torch.Tensor, out: int, flips: torch.T
     if flips is not None:
         f = flips.view(-1, 1).bool()
         lower, upper, lerp = (torch.where(f, t.flip(1), t) for t in (lower, upper, lerp))
-    return _dev(lower, device), _dev(upper, device), _dev(lerp, device)
+    return lower.to(device), upper.to(device), lerp.to(device)
 
 
 def batched_crop_resize(images: torch.Tensor, boxes, size: int = 224, *, flips=None) -> torch.Tensor:
