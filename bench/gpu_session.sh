@@ -39,7 +39,7 @@ checks)
 e2e)
   step bench_model_opt 100 $PY -m parity.cli bench model --device cuda --compile --batch 1024 --steps 10 --repeats 3 \
       --warmup 3 --optimizer none big_vision --json "$OUT/bench_model_opt.json"
-  step bench_e2e 330 $PY -m parity.cli bench e2e --device cuda --batch 1024 --steps 30 --warmup 10 \
+  step bench_e2e 400 $PY -m parity.cli bench e2e --device cuda --batch 1024 --steps 30 \
       --augment ${E2E_AUGMENT:-loader device device-decode} \
       --json "$OUT/bench_e2e.json"
   step train_full 150 $PY -m parity.cli train --config vit_s16_i1k --data synthetic --full-size --skip-parity \

@@ -127,6 +127,11 @@ class RuntimeConfig:
     # flip. Implies device_augment. NOT big_vision's pixels: nvjpeg differs from TF's fast-DCT libjpeg decode
     # (up to ~60 levels, mean ~1.4 on 500x375 q90 photos; docs/performance.md). Off by default for that reason.
     device_decode: bool = False
+    # On CUDA, keep the patch-embedding (stem) convolution's weight channels-last, as `parity bench model`
+    # does: that bench (channels-last stem) ran ViT-S/16 + big_vision's optimizer at 9,172 img/s on an H100
+    # where `parity bench e2e`'s model-only row (plain stem) ran 7,788 (docs/performance.md; the stem is
+    # the likely but not yet A/B-tested cause: `parity bench model --no-channels-last`). No effect on CPU.
+    channels_last_stem: bool = True
     tensorboard: bool = True
     wandb: bool = False                # optional, needs `pip install wandb`
     progress: bool = True

@@ -301,11 +301,14 @@ class ShardSampler(Sampler):
         return len(self.ids)
 
 
+PREFETCH_FACTOR = 4     # batches each DataLoader worker keeps ready
+
+
 def make_loader(dataset: Dataset, sampler: Sampler, batch_size: int, *, num_workers: int = 0,
                 pin_memory: bool = False, collate_fn: Callable | None = None) -> DataLoader:
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
                       pin_memory=pin_memory, drop_last=False, persistent_workers=False,
-                      prefetch_factor=4 if num_workers else None, collate_fn=collate_fn)
+                      prefetch_factor=PREFETCH_FACTOR if num_workers else None, collate_fn=collate_fn)
 
 
 def collate_train(items: list[dict]) -> dict:

@@ -224,6 +224,8 @@ def _train(cfg, splits, workdir, d: Dist, resume, metadata, stop_after_step, ech
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed % 2**32)
     model = build_model(cfg).to(d.device)
+    if d.device.type == "cuda" and cfg.runtime.channels_last_stem:
+        model.embedding.to(memory_format=torch.channels_last)
     optimizer, scheduler = build_optimizer(cfg, model, total)
 
     start = 0

@@ -12,7 +12,10 @@ Contenders, measured in the same run on the same device:
 Data: an ImageFolder (``--data DIR`` with train/<class>/*.jpg) or, by default, ``--images`` JPEGs made from
 the scikit-image photos at ImageNet's typical 500x375, quality 90 (parity.photos.imagenet_like_jpegs).
 The loop's timing comes from its own metrics log (``img_per_sec_window``, one record per step) over the
-steps after ``--warmup`` (compilation and worker start-up excluded). Needs a CUDA device for meaningful
+steps after the warm-up (compilation and worker start-up excluded). The warm-up is at least the DataLoader's
+prefetch depth (workers x prefetch_factor batches, + 5): the workers fill that queue during compilation, and
+timing steps served from it would report the model's speed instead of the pipeline's (the first H100 runs,
+with 10 warm-up steps, were partly inflated this way). Needs a CUDA device for meaningful
 figures; runs on the CPU too (tiny settings) so the plumbing is tested.
 """
 from __future__ import annotations
@@ -32,7 +35,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cuda")
     p.add_argument("--batch", type=int, default=1024)
     p.add_argument("--steps", type=int, default=30, help="timed training steps per contender")
-    p.add_argument("--warmup", type=int, default=10, help="untimed first steps (compile, worker start-up)")
+    p.add_argument("--warmup", type=int, default=None,
+                   help="untimed first steps (compile, worker start-up, the prefetch queue; default: "
+                        "workers x 4 + 5, the loader's prefetch depth plus a margin)")
     p.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: CPU cores - 1)")
     p.add_argument("--data", default=None, help="ImageFolder root with train/<class>/*.jpg (default: made up)")
     p.add_argument("--images", type=int, default=4096, help="JPEGs to make when --data is not given")
@@ -141,6 +146,9 @@ def main(args) -> int:
     else:
         classes = args.classes
         root = make_image_folder(Path(tmp.name) / "data", args.images, classes)
+    if args.warmup is None:
+        from torch_impl.data import PREFETCH_FACTOR
+        args.warmup = workers * PREFETCH_FACTOR + 5
     total = args.warmup + args.steps
     series: dict[str, common.Series] = {}
     notes = {}
@@ -150,12 +158,14 @@ def main(args) -> int:
         cfg = _config(args, classes, "loader", workers, total)
         from torch_impl.loop import build_model
         model = build_model(cfg).to(dev)
+        if dev.type == "cuda" and cfg.runtime.channels_last_stem:      # as the training loop does
+            model.embedding.to(memory_format=torch.channels_last)
         step, set_batch = make_step(model, device=dev, bf16=dev.type == "cuda", compile=not args.no_compile,
                                     optimizer="big_vision")
         set_batch(torch.randn(args.batch, 3, args.image_size, args.image_size, device=dev),
                   torch.randint(0, classes, (args.batch,), device=dev))
         name = "model only (batch on the device)"
-        series[name] = measure(step, steps=max(1, args.steps // 3), repeats=3, warmup=args.warmup,
+        series[name] = measure(step, steps=max(1, args.steps // 3), repeats=3, warmup=min(args.warmup, 10),
                                batch=args.batch, device=dev, name=name)
         del model, step
     for augment in args.augment:
@@ -167,7 +177,7 @@ def main(args) -> int:
             n = {"loader": "input pipeline alone (randaug in the workers)",
                  "device": "input pipeline alone (no randaug)",
                  "device-decode": "input pipeline alone (read files + draw crops only)"}[augment]
-            series[n] = loader_rate(cfg, splits, args.steps, min(args.warmup, 3), n)
+            series[n] = loader_rate(cfg, splits, args.steps, args.warmup, n)
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats(dev)
         n = f"training loop, randaug {where}"

@@ -25,6 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (default on CUDA)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--forward-only", action="store_true")
+    p.add_argument("--no-channels-last", action="store_true", help="keep the stem convolution NCHW on CUDA")
     p.add_argument("--optimizer", nargs="+", default=["big_vision"], choices=["big_vision", "adamw", "none"],
                    help="optimizer(s) to time after the backward pass (each its own row); big_vision = what "
                         "`parity train` runs, adamw = torch's fused AdamW (a speed reference), none = no update")
@@ -127,7 +128,7 @@ def main(args) -> int:
     optimizers = ["none"] if args.forward_only else args.optimizer
     for opt_name in optimizers:
         model = ViT(1000, variant=args.variant, **overrides).to(dev)
-        if dev.type == "cuda":
+        if dev.type == "cuda" and not args.no_channels_last:
             model.embedding = model.embedding.to(memory_format=torch.channels_last)
         step, set_batch = make_step(model, device=dev, bf16=bf16, compile=args.compile, optimizer=opt_name,
                                     forward_only=args.forward_only)
