@@ -1,10 +1,7 @@
 """Run `parity bench decode` (see parity/bench/decode.py and docs/performance.md): python bench/decode.py --help"""
-import argparse
 import sys
 
-from parity.bench import decode
+from parity.bench_cli import run_script
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=decode.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    decode.add_arguments(parser)
-    sys.exit(decode.main(parser.parse_args()))
+    sys.exit(run_script("decode"))

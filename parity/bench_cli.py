@@ -28,3 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args) -> int:
     return importlib.import_module(BENCHMARKS[args.benchmark][0]).main(args)
+
+
+def run_script(name: str, argv: list[str] | None = None) -> int:
+    """``python bench/<script>.py ARGS`` = ``parity bench NAME ARGS`` (the scripts are thin wrappers)."""
+    parser = argparse.ArgumentParser(description=importlib.import_module(
+        BENCHMARKS[name][0]).__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    importlib.import_module(BENCHMARKS[name][0]).add_arguments(parser)
+    args = parser.parse_args(argv)
+    args.benchmark = name
+    return main(args)

@@ -83,6 +83,12 @@ class Check:
 
 
 # ---- metrics shared by the families -------------------------------------------------------------
+def device_tag(device: str) -> str:
+    """Suffix of the case names of checks run on another device than the CPU (``parity check --device``):
+    "" on the CPU, "@cuda" on CUDA, so a report never mixes up where a row was computed."""
+    return "" if device == "cpu" else f"@{device}"
+
+
 def max_abs_diff(a, b) -> tuple[float, str]:
     """Largest absolute difference (as int for integer images), with where it happens."""
     a, b = np.asarray(a), np.asarray(b)

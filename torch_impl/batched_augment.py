@@ -385,7 +385,6 @@ def decode_crop_resize(jpegs: Sequence[torch.Tensor], boxes, flips, size: int, d
         imgs = decode_jpeg(list(jpegs), device=dev, mode=ImageReadMode.RGB)
     except RuntimeError:          # one bad file fails the batched call: decode one by one, with a fallback
         imgs = [_decode_one(j, dev) for j in jpegs]
-    imgs = [im if im.shape[0] == 3 else im.expand(3, -1, -1) for im in imgs]
     hmax, wmax = max(im.shape[1] for im in imgs), max(im.shape[2] for im in imgs)
     batch = torch.zeros((len(imgs), 3, hmax, wmax), dtype=torch.uint8, device=dev)
     for i, im in enumerate(imgs):       # pad to one shape; every box lies inside its own image

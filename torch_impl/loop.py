@@ -38,6 +38,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from torch_impl import checkpoint as ckpt
+from torch_impl.batched_augment import augment_on_device
 from torch_impl.config import TrainConfig
 from torch_impl.data import ShardSampler, Splits, StepSampler, _mix, assemble_batch, make_loader
 from torch_impl.metrics import MetricsLog
@@ -298,7 +299,8 @@ def _train(cfg, splits, workdir, d: Dist, resume, metadata, stop_after_step, ech
             if aug_gen is not None:
                 # seeded by (seed, step, rank, micro-step): the same draws after a resume
                 aug_gen.manual_seed(_mix(cfg.seed, 6, step, d.rank, k))
-                x = _device_augment(x, cfg.input.pp, aug_gen)
+                x = augment_on_device(x, num_ops=cfg.input.pp.randaug_num_layers,
+                                      magnitude=cfg.input.pp.randaug_magnitude, generator=aug_gen)
             y = F.one_hot(batch["label"].to(d.device), cfg.num_classes).float()
             if mixup:
                 x, y = mixup(x, y, a)
@@ -372,13 +374,6 @@ def _train(cfg, splits, workdir, d: Dist, resume, metadata, stop_after_step, ech
         say(f"train: {bad_images} unreadable image(s) were skipped (see the warnings above)")
     done = max(losses) if losses else start
     return Result(done, total, losses, evals, last_good, bad_images, workdir)
-
-
-def _device_augment(x: torch.Tensor, pp, generator: torch.Generator) -> torch.Tensor:
-    from torch_impl.batched_augment import augment_on_device
-    if x.dtype != torch.uint8:
-        raise TypeError(f"runtime.device_augment expects uint8 batches from the loader, got {x.dtype}")
-    return augment_on_device(x, num_ops=pp.randaug_num_layers, magnitude=pp.randaug_magnitude, generator=generator)
 
 
 def _stderr(*args, **kw):

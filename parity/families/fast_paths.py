@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from parity import photos
-from parity.checks import Check, max_abs_diff
+from parity.checks import Check, device_tag, max_abs_diff
 from parity.store import decode_spec, encode_spec
 
 NAME = "fast_paths"
@@ -209,7 +209,7 @@ def _randaug_batch_check(store, rel, *, ignore_sign=False, device="cpu"):
 
 def checks(store, device: str = "cpu") -> list[Check]:
     """Every check; ``device`` runs the batched (GPU-style) ones there (case names then end in "@cuda")."""
-    at = "" if device == "cpu" else f"@{device}"
+    at = device_tag(device)
     out = []
     for rel in store.files(NAME):
         img = rel.rsplit("/", 1)[1][:-4]

@@ -236,7 +236,7 @@ def _bv_adam_with(run, scheduler_fn=None, **kw):
         groups = param_groups(model, wd=c["wd"], wd_mults=kw2.pop("wd_mults", ((".*/kernel$", 1.0),)))
         cls = kw2.pop("cls", BigVisionAdam)
         opt = cls(groups, lr=c["lr"], grad_clip_norm=kw2.pop("grad_clip_norm", c["grad_clip_norm"]),
-                  mu_dtype=kw2.pop("mu_dtype", c["optax"].get("mu_dtype", "float32")))
+                  mu_dtype=kw2.pop("mu_dtype", c["optax"].get("mu_dtype", "float32")), flat=kw2.pop("flat", None))
         if scheduler_fn is None:
             return opt, S.lr_scheduler(opt, c["schedule"], total_steps=RUNS[run]["total_steps"])
         return opt, scheduler_fn(opt, RUNS[run]["total_steps"], c["schedule"]["warmup_steps"])
@@ -651,6 +651,10 @@ def _trajectory_checks(store, rel) -> list[Check]:
     out.append(Check(NAME, "adam_state[bf16,mu_ulps]", "max bf16 ulps apart", 2.0, moments("bf16", "ours", "ulps")))
     out.append(Check(NAME, "adam_state[bf16,mu_bits]:flat_update", "fraction of bf16 moments not bit-identical", 0.01,
                      moments("bf16", "ours_flat", "fraction")))
+    # the flat path sees a wrong moment update too (same bar as its positive row)
+    out.append(Check(NAME, "adam_state[bf16,mu_bits]:flat_update_bf16_product_rounded",
+                     "fraction of bf16 moments not bit-identical", 0.01,
+                     moments("bf16", "flat_bf16_product_rounded", "fraction"), negative=True))
     for key in ("fp32_moment", "bf16_product_rounded", "bf16_moment_plain_b1"):
         out.append(Check(NAME, f"adam_state[bf16,mu_bits]:{key}", "fraction of bf16 moments not bit-identical",
                          0.01, moments("bf16", key, "fraction"), negative=True))
@@ -670,6 +674,7 @@ FACTORIES = {
     "fp32_moment": lambda run: _bv_adam_with(run, mu_dtype="float32"),
     "bf16_product_rounded": lambda run: _bv_adam_with(run, cls=_rounded_product_cls()),
     "bf16_moment_plain_b1": lambda run: _bv_adam_with(run, cls=_plain_b1_cls()),
+    "flat_bf16_product_rounded": lambda run: _bv_adam_with(run, cls=_rounded_product_cls(), flat=True),
 }
 
 

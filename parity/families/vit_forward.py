@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from parity import photos
-from parity.checks import Check, max_rel_err
+from parity.checks import Check, device_tag, max_rel_err
 from parity.store import decode_spec, encode_spec
 from torch_impl.convert import big_vision_names, load_big_vision_checkpoint, load_big_vision_params
 from torch_impl.model import ViT, posemb_sincos_2d
@@ -293,7 +293,7 @@ def _checkpoint(store, rel, stem, device="cpu"):
 
 def checks(store, device: str = "cpu") -> list[Check]:
     """Every check; ``device`` runs our side there (e.g. "cuda"; the case names then end in "@cuda")."""
-    at = "" if device == "cpu" else f"@{device}"
+    at = device_tag(device)
     out = []
     for rel in store.files(NAME):
         case = rel.rsplit("/", 1)[1][:-4]
