@@ -17,6 +17,16 @@ from torch_impl.batched_augment import (BatchedRandAugment17, batched_apply_op, 
 LEVELS = (0, 1, 2.5, 5, 9, 10)
 
 
+@pytest.fixture(params=["numba", "numpy"])
+def backend(request):
+    """Run a fast-path test with the compiled kernels (torch_impl.numba_kernels) and with the numpy fallback:
+    both must give apply_op's bits."""
+    from torch_impl import numba_kernels as NK
+    prev = NK.set_enabled(request.param == "numba")   # raises, failing the test, if numba is missing
+    yield request.param
+    NK.set_enabled(prev)
+
+
 @pytest.fixture(scope="module")
 def jpegs():
     return photos.imagenet_like_jpegs()
@@ -29,7 +39,7 @@ def _images(g):
             torch.randint(0, 256, (3, 1, 1), generator=g, dtype=torch.uint8)]
 
 
-def test_fast_apply_op_equals_apply_op():
+def test_fast_apply_op_equals_apply_op(backend):
     g = torch.Generator().manual_seed(0)
     for x in _images(g):
         h, w = x.shape[-2:]
@@ -54,7 +64,7 @@ def _value_images(g):
             torch.full((3, 5, 7), 200, dtype=torch.uint8)]
 
 
-def test_fast_apply_op_all_values_and_levels_above_10():
+def test_fast_apply_op_all_values_and_levels_above_10(backend):
     g = torch.Generator().manual_seed(1)
     for x in _value_images(g):
         for op in OPS:
@@ -65,7 +75,7 @@ def test_fast_apply_op_all_values_and_levels_above_10():
                     assert torch.equal(ref, got), (op, lv, sign, tuple(x.shape))
 
 
-def test_integer_identities_exhaustively():
+def test_integer_identities_exhaustively(backend):
     from torch_impl import augment as A
     from torch_impl import fast_ops as O
     x = torch.arange(256, dtype=torch.uint8).view(1, 1, 256).expand(3, 1, 256).contiguous()
@@ -83,7 +93,7 @@ def test_integer_identities_exhaustively():
             assert torch.equal(torch.from_numpy(O.contrast_constant(x.numpy(), d, f)), ref), (f, d)
 
 
-def test_value_range_shortcut_on_every_value():
+def test_value_range_shortcut_on_every_value(backend):
     x = torch.arange(256, dtype=torch.uint8).view(1, 16, 16).expand(3, 16, 16)
     for img in (x, x.contiguous(), x[:, ::2]):
         got = FP.to_value_range(img)
@@ -104,7 +114,7 @@ def test_single_box_sampler_equals_inception_crop_sampler():
             assert torch.equal(g1.get_state(), g2.get_state())     # the same number of draws
 
 
-def test_fast_randaugment_same_draws_same_result():
+def test_fast_randaugment_same_draws_same_result(backend):
     x = torch.from_numpy(photos.photo("astronaut", (64, 80))).permute(2, 0, 1).contiguous()
     for seed in range(12):
         a = randaugment(x, 2, 10, generator=torch.Generator().manual_seed(seed))
@@ -143,7 +153,7 @@ def test_batched_randaugment_equals_per_sample_ops():
     assert y.shape == x.shape and y.dtype == torch.uint8
 
 
-def test_resize_and_flip_equal_preprocess_resize():
+def test_resize_and_flip_equal_preprocess_resize(backend):
     g = torch.Generator().manual_seed(3)
     for (h, w, oh, ow) in ((375, 500, 224, 224), (31, 17, 224, 224), (300, 451, 29, 41), (5, 5, 5, 5)):
         x = torch.randint(0, 256, (3, h, w), generator=g, dtype=torch.uint8)
@@ -154,7 +164,7 @@ def test_resize_and_flip_equal_preprocess_resize():
             assert torch.equal(FP._resize_hwc(x.permute(1, 2, 0).numpy(), oh, ow, True), ref.flip(-1))
 
 
-def test_numpy_resize_equals_torch_resize_on_many_crops():
+def test_numpy_resize_equals_torch_resize_on_many_crops(backend):
     g = torch.Generator().manual_seed(7)
     img = torch.randint(0, 256, (3, 500, 520), generator=g, dtype=torch.uint8)
     hwc = img.permute(1, 2, 0).numpy()
@@ -192,7 +202,7 @@ def test_decode_stops_early_without_changing_pixels(jpegs):
             assert np.array_equal(part[:rows], full.permute(1, 2, 0).numpy()[:rows]), (name, rows)
 
 
-def test_crop_resize_flip_equals_reference_composition(jpegs):
+def test_crop_resize_flip_equals_reference_composition(jpegs, backend):
     data = jpegs["rocket"]
     full = P.decode_jpeg(data, precise=False)
     for box in ((0, 0, 375, 500), (10, 20, 100, 200), (300, 450, 75, 50), (7, 3, 1, 1)):
@@ -206,7 +216,7 @@ def test_crop_resize_flip_equals_reference_composition(jpegs):
         FP.decode_crop_jpeg(b"\x89PNG....", (0, 0, 1, 1))
 
 
-def test_fast_train_pipeline_matches_reference_path(jpegs):
+def test_fast_train_pipeline_matches_reference_path(jpegs, backend):
     from torch_impl.inception_crop import sample_inception_box
     data = jpegs["chelsea"]
     pipe = FP.FastTrainPipeline(224, generator=torch.Generator().manual_seed(5))

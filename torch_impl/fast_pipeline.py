@@ -20,6 +20,9 @@ What makes it fast (each piece is parity-checked in ``parity/families/fast_paths
   big_vision's clip + truncating cast) and the random horizontal flip are one gather: the flip reverses the
   column tables, so no flipped copy is made.
 * RandAugment runs on the 224x224 uint8 result with ``torch_impl.augment.apply_op`` semantics.
+* Where numba is installed, the resize, value_range and the costlier RandAugment ops are compiled
+  single-pass loops (``torch_impl.numba_kernels``, same float32 arithmetic); otherwise numpy kernels with the
+  same result.
 
 ``decode_crop_jpeg`` / ``resize_bilinear_tf`` / ``crop_resize_flip`` are the kernels;
 ``FastTrainPipeline`` strings them together with one ``torch.Generator`` per pipeline.
@@ -31,6 +34,8 @@ from functools import lru_cache
 
 import numpy as np
 import torch
+
+from torch_impl import numba_kernels as _nk
 
 __all__ = ["jpeg_shape", "decode_jpeg_fast", "decode_crop_jpeg", "resize_bilinear_tf", "crop_resize_flip",
            "to_value_range", "fast_apply_op", "fast_randaugment", "FastTrainPipeline"]
@@ -193,14 +198,22 @@ def _numpy_tables(h: int, w: int, oh: int, ow: int, flip: bool):
         np.concatenate([ly, uy])
 
 
+@lru_cache(maxsize=4096)
+def _kernel_tables(h: int, w: int, oh: int, ow: int, flip: bool):
+    return tuple(t.numpy() for t in _axis_table(h, oh) + _axis_table(w, ow, flip))
+
+
 def _resize_hwc(crop: np.ndarray, oh: int, ow: int, flip: bool) -> torch.Tensor:
     """resize_bilinear_tf of an (h, w, 3) uint8 numpy crop (any strides) -> uint8 (3, oh, ow) tensor.
 
     On one core, gathering single bytes along a row (np.take on the last axis) costs ~0.5-1 ns per element
     while copying whole rows is nearly free, so every gather here is a row gather: the crop is transposed to
     (3, w, h) (columns become rows) for the horizontal taps, and the (3, ow, h) float32 result is
-    transposed back to (3, h, ow) for the vertical taps. The float32 arithmetic is TF's, in TF's order."""
+    transposed back to (3, h, ow) for the vertical taps. The float32 arithmetic is TF's, in TF's order.
+    With numba, one compiled loop (``numba_kernels.resize_hwc``, same arithmetic) does it all instead."""
     h, w = crop.shape[:2]
+    if _nk.enabled():
+        return torch.from_numpy(_nk.resize_hwc(crop, _kernel_tables(h, w, oh, ow, flip)))
     ly, uy, wy, lxux, wx, lyuy = _numpy_tables(h, w, oh, ow, flip)
     # Horizontal lerp on whichever is fewer: the crop's rows, or the 2*oh rows the output reads.
     few_rows = h <= 2 * oh
@@ -242,6 +255,8 @@ def to_value_range(image: torch.Tensor, vmin: float = -1.0, vmax: float = 1.0) -
         # fl(x / 127.5) == 2 * fl(x / 255) exactly (127.5 and the doubling are exact, rounding commutes with
         # scaling by 2), so this is the same float32 result in two passes (convert+divide, subtract) instead
         # of four; checked on all 256 values in tests/test_fast_pipeline.py.
+        if _nk.enabled():
+            return torch.from_numpy(_nk.value_range_m1p1(image.numpy()))
         out = np.divide(image.numpy(), np.float32(127.5), dtype=np.float32)
         out -= np.float32(1.0)
         return torch.from_numpy(out)
@@ -347,6 +362,8 @@ def _geometric_apply(x: np.ndarray, geo, replace: int) -> np.ndarray:
         if oy1 > oy0 and ox1 > ox0:
             out[:, oy0:oy1, ox0:ox1] = x[:, oy0 + dy:oy1 + dy, ox0 + dx:ox1 + dx]
         return out
+    if _nk.enabled():
+        return _nk.gather_fill(x, geo, replace)
     src = np.empty((3, h * w + 1), np.uint8)
     src[:, :-1] = x.reshape(3, -1)
     src[:, -1] = replace

@@ -2,7 +2,8 @@
 
 Contenders, same JPEGs (parity.photos.imagenet_like_jpegs: 500x375, quality 90), same core, same run:
   fast (ours)            torch_impl.fast_pipeline.FastTrainPipeline: fast-DCT decode that stops below the
-                         crop, fused crop+resize+flip, RandAugment17 on uint8, value_range
+                         crop, fused crop+resize+flip, RandAugment17 on uint8, value_range (numba kernels)
+  fast, numpy kernels    the same without numba (torch_impl.numba_kernels switched off; same bits)
   reference path (ours)  decode_jpeg(precise=False) -> InceptionCrop(224) -> flip_lr -> RandAugment17 -> value_range
   torchvision v2         PIL decode -> v2.RandomResizedCrop(224) -> RandomHorizontalFlip -> v2.RandAugment(2, 9)
                          -> PILToTensor -> ToDtype(float32, scale) -> Normalize (the usual torchvision recipe)
@@ -65,6 +66,19 @@ def contenders(jpegs: list[bytes], randaug: bool, seed: int = 0) -> dict:
     fast = FP.FastTrainPipeline(224, randaug=(2, 10) if randaug else None,
                                 generator=torch.Generator().manual_seed(seed))
     out["fast (ours)"] = lambda i: fast(jpegs[i % n])
+    from torch_impl import numba_kernels as NK
+    if NK.enabled():
+        # The same pipeline on the numpy kernels (same bits), to show what the compiled kernels buy.
+        fast_np = FP.FastTrainPipeline(224, randaug=(2, 10) if randaug else None,
+                                       generator=torch.Generator().manual_seed(seed))
+
+        def fast_numpy(i):
+            NK.set_enabled(False)
+            try:
+                return fast_np(jpegs[i % n])
+            finally:
+                NK.set_enabled(True)
+        out["fast, numpy kernels"] = fast_numpy
 
     try:
         from torch_impl.augment import RandAugment17

@@ -13,12 +13,14 @@ Checks:
 * resize (+ fused flip): resize_bilinear_tf(TF crop) == big_vision resize (bar 0).
 * pipeline: crop_resize_flip(jpeg, window) vs big_vision decode_and_crop + resize(224), on every output
   column the crop's edge columns do not reach (bar 0).
+* fast ops: fast_apply_op (the per-image CPU path) on every recorded randaug_ops case, once with the numba
+  kernels (torch_impl.numba_kernels, when installed) and once with the numpy fallback (bar 0).
 * batched: batched_crop_resize and batched_randaugment (each sample its own op/level/sign/centre) against
   the recorded randaug_ops fixtures (all cases of a file in one batch; bar 0).
 ``parity check --device cuda`` runs the two batched checks (and the sign control) on the GPU, over every
 case of each randaug_ops file rather than a spread subset; their case names then end in ``@cuda``.
-Negative controls: the accurate-DCT decode (PIL's), torchvision's bilinear resize, and a batched
-RandAugment that ignores the per-sample sign must be rejected.
+Negative controls: the accurate-DCT decode (PIL's), torchvision's bilinear resize, a batched
+RandAugment that ignores the per-sample sign, and the fast path with the fixed Contrast must be rejected.
 """
 from __future__ import annotations
 
@@ -207,6 +209,26 @@ def _randaug_batch_check(store, rel, *, ignore_sign=False, device="cpu"):
     return compute
 
 
+def _fast_ops_check(store, rel, *, backend: str, contrast: str = "big_vision"):
+    """fast_apply_op (the per-image fast CPU path) on every recorded case of a randaug_ops file, with the
+    numba kernels or the numpy fallback: both must give big_vision's bits."""
+    def compute():
+        from torch_impl import numba_kernels as NK
+        from torch_impl.fast_pipeline import fast_apply_op
+        data = store.load(rel)
+        cases = decode_spec(data["spec"])["cases"]
+        img = _chw(data["image"])
+        prev = NK.set_enabled(backend == "numba")
+        try:
+            outs = np.stack([_hwc(fast_apply_op(img, c[0], float(c[1]), sign=int(c[2]),
+                                                cutout_center=(int(c[3]), int(c[4])), contrast=contrast))
+                             for c in cases])
+        finally:
+            NK.set_enabled(prev)
+        return max_abs_diff(outs, data["outputs"][data["index"]])
+    return compute
+
+
 def checks(store, device: str = "cpu") -> list[Check]:
     """Every check; ``device`` runs the batched (GPU-style) ones there (case names then end in "@cuda")."""
     at = device_tag(device)
@@ -234,10 +256,22 @@ def checks(store, device: str = "cpu") -> list[Check]:
         img = rel.rsplit("/", 1)[1][:-4]
         out.append(Check(NAME, f"batched_randaugment[{img}]{at}", "max |diff|", 0.0,
                          _randaug_batch_check(store, rel, device=device), slow=True))
+        if device == "cpu":
+            from torch_impl import numba_kernels as NK
+            for backend in (("numba", "numpy") if NK.available() else ("numpy",)):
+                out.append(Check(NAME, f"fast_apply_op[{img}]:{backend}_kernels", "max |diff|", 0.0,
+                                 _fast_ops_check(store, rel, backend=backend)))
     if ra_files:
         # One negative control is enough to prove the check sees per-sample signs; take the smallest file.
         rel = min(ra_files, key=lambda r: store.entries()[r].get("bytes", 0))
         img = rel.rsplit("/", 1)[1][:-4]
         out.append(Check(NAME, f"batched_randaugment[{img}]:sign_ignored{at}", "max |diff|", 0.0,
                          _randaug_batch_check(store, rel, ignore_sign=True, device=device), negative=True))
+        if device == "cpu":
+            # The fast per-image path with the fixed Contrast (a real image mean, not big_vision's
+            # histogram-of-pixel-count grey) must be rejected.
+            rel = next((r for r in ra_files if "contrast_cal" in r), rel)
+            img = rel.rsplit("/", 1)[1][:-4]
+            out.append(Check(NAME, f"fast_apply_op[{img}]:fixed_contrast", "max |diff|", 0.0,
+                             _fast_ops_check(store, rel, backend="numpy", contrast="fixed"), negative=True))
     return out
