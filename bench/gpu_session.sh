@@ -2,6 +2,9 @@
 # Everything this project measures or checks on a CUDA machine, in two parts that each fit a 10-minute slot:
 #   bash bench/gpu_session.sh checks   # gpu-marked tests, parity checks on CUDA, model + batched benchmarks
 #   bash bench/gpu_session.sh e2e      # end-to-end benchmark (training loop on real JPEGs), full-size demo
+#   bash bench/gpu_session.sh loader   # value_range on the device: gpu tests, CUDA parity, e2e with randaug in workers
+#   bash bench/gpu_session.sh ab       # channels-last stem on/off (model bench), CPU pipeline per core here
+#   bash bench/gpu_session.sh opt      # optimizer variants, nvjpeg decode, optimizer gpu tests
 # Logs and JSON go to $OUT (default ./gpu-out). Uses the machine's own torch; installs nothing beyond
 # wheels found in .whl/ (e.g. simplejpeg, for the fast JPEG path), into /tmp/site.
 set -u
@@ -24,6 +27,8 @@ step() {  # step NAME TIMEOUT CMD...: run with a time limit, log to $OUT/NAME.lo
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader
 $PY -c "import torch, torchvision, numpy, os; print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'numpy', numpy.__version__, 'cpus', len(os.sched_getaffinity(0)), torch.cuda.get_device_name())"
 $PY -c "import simplejpeg; print('simplejpeg', simplejpeg.__version__)" || echo "simplejpeg missing: the fast JPEG path is off"
+$PY -c "import numba; from torch_impl import numba_kernels as K; print('numba', numba.__version__, 'kernels on:', K.enabled())" \
+  || echo "numba missing: the fast CPU path runs its numpy kernels"
 
 case "${1:-checks}" in
 checks)
@@ -37,15 +42,34 @@ checks)
       --json "$OUT/bench_batched.json"
   ;;
 e2e)
-  step bench_model_opt 100 $PY -m parity.cli bench model --device cuda --compile --batch 1024 --steps 10 --repeats 3 \
-      --warmup 3 --optimizer none big_vision --json "$OUT/bench_model_opt.json"
-  step bench_e2e 400 $PY -m parity.cli bench e2e --device cuda --batch 1024 --steps 30 \
+  step bench_e2e 420 $PY -m parity.cli bench e2e --device cuda --batch 1024 --steps 30 \
       --augment ${E2E_AUGMENT:-loader device device-decode} \
       --json "$OUT/bench_e2e.json"
   step train_full 150 $PY -m parity.cli train --config vit_s16_i1k --data synthetic --full-size --skip-parity \
       --workdir /tmp/train_full --set total_steps=60 --set input.batch_size=1024 --set runtime.compile=true \
       --set runtime.device_augment=true --set log_training_steps=10 --set evals.val.log_steps=0 \
       --set evals.minival.log_steps=0 --set schedule.warmup_steps=10 --set input.num_workers=14
+  ;;
+loader)
+  # RandAugment in the workers, value_range on the device (runtime.device_value_range, default on CUDA).
+  $PY -c "
+import torch
+v = torch.arange(256, dtype=torch.float32)
+print('CUDA tensor / 255.0 differs from the CPU true division on', int(((v.cuda() / 255.0).cpu() != v / 255.0).sum()),
+      'of 256 values; / a device tensor:', int(((v.cuda() / torch.full((), 255.0, device='cuda')).cpu() != v / 255.0).sum()))"
+  TAIL=8 step pytest_gpu 200 $PY -m pytest -q -m gpu -p no:cacheprovider tests/test_fast_pipeline.py tests/test_train.py
+  TAIL=6 step check_cuda 150 $PY -m parity.cli check --device cuda --family preprocess --family fast_paths \
+      --report "$OUT/check_cuda"
+  step bench_e2e_loader 300 $PY -m parity.cli bench e2e --device cuda --batch 1024 --steps 30 --augment loader \
+      --json "$OUT/bench_e2e_loader.json"
+  ;;
+ab)
+  # The channels-last stem A/B (runtime.channels_last_stem) and the CPU pipeline per core on this host.
+  step bench_model_cl 150 $PY -m parity.cli bench model --device cuda --compile --batch 1024 --steps 10 --repeats 3 \
+      --warmup 3 --optimizer none big_vision --json "$OUT/bench_model_cl.json"
+  step bench_model_nocl 150 $PY -m parity.cli bench model --device cuda --compile --batch 1024 --steps 10 \
+      --repeats 3 --warmup 3 --optimizer none big_vision --no-channels-last --json "$OUT/bench_model_nocl.json"
+  step bench_pipeline 150 $PY -m parity.cli bench pipeline --no-big-vision --json "$OUT/bench_pipeline.json"
   ;;
 opt)
   step bench_model_opt 150 $PY -m parity.cli bench model --device cuda --compile --batch 1024 --steps 10 --repeats 3 \

@@ -249,6 +249,11 @@ def test_batched_paths_on_cuda_equal_cpu():
                            batched_apply_op(x, op, 10, sign=-1, cutout_center=c)), op
     boxes = torch.tensor([[0, 0, 64, 64], [3, 4, 40, 50]] * 16)
     assert torch.equal(batched_crop_resize(x.cuda(), boxes, 224).cpu(), batched_crop_resize(x, boxes, 224))
+    # value_range on the device (runtime.device_value_range / device_augment) gives the CPU's floats for
+    # every uint8 value: a true division, not torch's CUDA reciprocal multiply for a scalar divisor.
+    v = torch.arange(256, dtype=torch.uint8).view(1, 1, 16, 16).expand(2, 3, 16, 16)
+    assert torch.equal(FP.to_value_range(v.cuda()).cpu(), P.value_range(v, -1, 1))
+    assert torch.equal(FP.to_value_range(v.cuda(), 0.0, 1.0).cpu(), P.value_range(v, 0, 1))
 
 
 def test_device_decode_path_draws_the_same_crops_as_the_fast_path():

@@ -159,6 +159,20 @@ def test_device_augment_without_randaug_equals_the_loader_path(folder, tmp_path)
     assert dev.losses == loader.losses
 
 
+def test_device_value_range_equals_the_loader_path(folder, tmp_path):
+    """runtime.device_value_range: RandAugment stays in the workers, which ship uint8; the loop runs
+    value_range on the device. The trajectory must be bit-identical to value_range in the workers."""
+    base = {"total_steps": 4, "evals.val.log_steps": 0, "evals.minival.log_steps": 0,
+            "input.pp.randaug_magnitude": 10, "runtime.device_value_range": False}
+    loader = train(tiny_cfg(**base), folder_splits(tiny_cfg(**base), folder), tmp_path / "l", echo=_quiet)
+    cfg = tiny_cfg(**{**base, "runtime.device_value_range": True})
+    sp = folder_splits(cfg, folder)
+    assert sp.train[(0, 0)]["image"].dtype == torch.uint8
+    assert folder_splits(tiny_cfg(**base), folder).train[(0, 0)]["image"].dtype == torch.float32
+    dev = train(cfg, sp, tmp_path / "d", echo=_quiet)
+    assert dev.losses == loader.losses
+
+
 def test_device_augment_randaug_resumes_bit_identically(folder, tmp_path):
     over = {"total_steps": 6, "ckpt_steps": 2, "evals.val.log_steps": 0, "evals.minival.log_steps": 0,
             "runtime.device_augment": True, "input.pp.randaug_magnitude": 10}

@@ -127,6 +127,12 @@ class RuntimeConfig:
     # flip. Implies device_augment. NOT big_vision's pixels: nvjpeg differs from TF's fast-DCT libjpeg decode
     # (up to ~60 levels, mean ~1.4 on 500x375 q90 photos; docs/performance.md). Off by default for that reason.
     device_decode: bool = False
+    # value_range(-1, 1) on the training device instead of in the DataLoader workers (which then ship uint8
+    # batches: 4x fewer bytes through shared memory, pinning and the host-to-device copy). Exact: the same
+    # float32 division (fast_pipeline.to_value_range; the preprocess family checks it on the device).
+    # None = on when training on CUDA (the H100 e2e run: float32 batches from 15 workers capped the loop
+    # with RandAugment in the workers), off on the CPU. Implied by device_augment.
+    device_value_range: Optional[bool] = None
     # On CUDA, keep the patch-embedding (stem) convolution's weight channels-last, as `parity bench model`
     # does: that bench (channels-last stem) ran ViT-S/16 + big_vision's optimizer at 9,172 img/s on an H100
     # where `parity bench e2e`'s model-only row (plain stem) ran 7,788 (docs/performance.md; the stem is

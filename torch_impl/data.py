@@ -388,15 +388,29 @@ class Pipeline:
         return self.slow(x)
 
 
-def train_transform(pp, *, device_augment: bool = False, device_decode: bool = False) -> Pipeline:
+def value_range_on_device(runtime) -> bool:
+    """Whether the training loop (not the workers) runs value_range: ``runtime.device_value_range``, or by
+    default when the run trains on CUDA; always with device_augment / device_decode."""
+    if runtime.device_augment or runtime.device_decode:
+        return True
+    if runtime.device_value_range is not None:
+        return bool(runtime.device_value_range)
+    return runtime.device == "cuda" or (runtime.device == "auto" and torch.cuda.is_available())
+
+
+def train_transform(pp, *, device_augment: bool = False, device_decode: bool = False,
+                    device_value_range: bool = False) -> Pipeline:
     """big_vision ``decode_jpeg_and_inception_crop(S)|flip_lr|randaug(N,M)|value_range(-1,1)``, composed from
     torch_impl.preprocess.train_pipeline (and the fast JPEG path). ``pp`` is a config.PPConfig.
 
     ``device_augment``: stop after flip_lr and return uint8 (3, S, S); the training loop then runs
     randaug + value_range on the device (:func:`torch_impl.batched_augment.augment_on_device`).
     ``device_decode`` (implies device_augment): JPEGs the device can decode come back undecoded, as
-    ``{"jpeg", "box", "flip", "size"}`` (see :func:`collate_train`)."""
+    ``{"jpeg", "box", "flip", "size"}`` (see :func:`collate_train`).
+    ``device_value_range``: stop before value_range only (RandAugment stays here) and return uint8; the
+    loop runs value_range on the device (runtime.device_value_range)."""
     device_augment = device_augment or device_decode
+    uint8_out = device_augment or device_value_range
     from torch_impl.augment import RandAugment17
     from torch_impl.preprocess import train_pipeline
 
@@ -405,7 +419,7 @@ def train_transform(pp, *, device_augment: bool = False, device_decode: bool = F
     ra = RandAugment17(pp.randaug_num_layers, pp.randaug_magnitude, generator=g) if use_ra else None
     slow = train_pipeline(pp.crop_size, randaug=ra, area_range=(pp.inception_area_min, 1.0),
                           precise=pp.decode_precise, generator=g)
-    drop = ({"FlipLR"} if not pp.flip_lr else set()) | ({"ValueRange"} if device_augment else set())
+    drop = ({"FlipLR"} if not pp.flip_lr else set()) | ({"ValueRange"} if uint8_out else set())
     if drop:
         slow = type(slow)([t for t in slow.transforms if type(t).__name__ not in drop])
     fast = None
@@ -416,7 +430,9 @@ def train_transform(pp, *, device_augment: bool = False, device_decode: bool = F
             fast = FastTrainPipeline(pp.crop_size, randaug=(pp.randaug_num_layers, pp.randaug_magnitude) if use_ra
                                      else None, flip=pp.flip_lr, area_range=(pp.inception_area_min, 1.0),
                                      fast_dct=not pp.decode_precise, generator=g,
-                                     output="uint8" if device_augment else "float")
+                                     output="uint8" if uint8_out else "float")
+            from torch_impl import numba_kernels
+            numba_kernels.warm_up()   # before the DataLoader forks its workers
         except ImportError:
             fast = None
     if device_decode and fast is None:
@@ -456,7 +472,8 @@ def synthetic_splits(cfg, *, n_train: int = 20_000, n_val: int = 500, seed: int 
     # Labels cycle through the classes, so any contiguous block is stratified.
     train = SyntheticImages(n_train - n_hold, cfg.num_classes, size, seed=seed,
                             transform=train_transform(pp, device_augment=cfg.runtime.device_augment,
-                                                      device_decode=cfg.runtime.device_decode))
+                                                      device_decode=cfg.runtime.device_decode,
+                                                      device_value_range=value_range_on_device(cfg.runtime)))
     minival = SyntheticImages(n_hold, cfg.num_classes, size, seed=seed, offset=n_train - n_hold,
                               transform=eval_transform(pp)) if n_hold else None
     # val items use indices past the training range (never seen in training)
@@ -486,7 +503,8 @@ def folder_splits(cfg, root: str | os.PathLike) -> Splits:
     pp = cfg.input.pp
     prec = pp.decode_precise
     train = ImageFiles(files, train_idx, train_transform(pp, device_augment=cfg.runtime.device_augment,
-                                                         device_decode=cfg.runtime.device_decode),
+                                                         device_decode=cfg.runtime.device_decode,
+                                                         device_value_range=value_range_on_device(cfg.runtime)),
                        decode_precise=prec)
     minival = ImageFiles(files, hold_idx, eval_transform(pp), decode_precise=prec) if len(hold_idx) else None
     val = None

@@ -260,7 +260,11 @@ def to_value_range(image: torch.Tensor, vmin: float = -1.0, vmax: float = 1.0) -
         out = np.divide(image.numpy(), np.float32(127.5), dtype=np.float32)
         out -= np.float32(1.0)
         return torch.from_numpy(out)
-    x = image.to(torch.float32) / 255.0
+    # Divide by a 0-dim tensor on the image's device, not by the Python float: for ``tensor / scalar`` torch's
+    # CUDA kernel multiplies by the float32 reciprocal (1/255), which is 1 ulp off TF's true division for
+    # 126 of the 256 values (111 still after the scaling); a device tensor divisor keeps the IEEE division.
+    # (torch's CPU kernel divides truly either way.)
+    x = image.to(torch.float32) / torch.full((), 255.0, dtype=torch.float32, device=image.device)
     return x.mul_(vmax - vmin).add_(vmin)
 
 

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 
 from torch_impl import checkpoint as ckpt
 from torch_impl.batched_augment import augment_on_device
+from torch_impl.fast_pipeline import to_value_range
 from torch_impl.config import TrainConfig
 from torch_impl.data import ShardSampler, Splits, StepSampler, _mix, assemble_batch, make_loader
 from torch_impl.metrics import MetricsLog
@@ -301,6 +302,8 @@ def _train(cfg, splits, workdir, d: Dist, resume, metadata, stop_after_step, ech
                 aug_gen.manual_seed(_mix(cfg.seed, 6, step, d.rank, k))
                 x = augment_on_device(x, num_ops=cfg.input.pp.randaug_num_layers,
                                       magnitude=cfg.input.pp.randaug_magnitude, generator=aug_gen)
+            elif x.dtype == torch.uint8:           # runtime.device_value_range: the workers shipped uint8
+                x = to_value_range(x)
             y = F.one_hot(batch["label"].to(d.device), cfg.num_classes).float()
             if mixup:
                 x, y = mixup(x, y, a)

@@ -25,7 +25,7 @@ import os
 
 import numpy as np
 
-__all__ = ["available", "enabled", "set_enabled", "resize_hwc", "value_range_m1p1", "brightness", "contrast_constant",
+__all__ = ["available", "enabled", "warm_up", "set_enabled", "resize_hwc", "value_range_m1p1", "brightness", "contrast_constant",
            "color", "autocontrast", "sharpness", "equalize", "gather_fill"]
 
 try:  # pragma: no cover - depends on the environment
@@ -320,3 +320,25 @@ def gather_fill(x: np.ndarray, table: np.ndarray, fill: int) -> np.ndarray:
     out = np.empty_like(x)
     _gather_fill_kernel(np.ascontiguousarray(x), table, np.uint8(fill), out)
     return out
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) every kernel now, in this process: DataLoader workers forked
+    afterwards inherit the machine code instead of each compiling it (seconds per worker on a cold cache)."""
+    if not _ENABLED:
+        return
+    x = np.arange(3 * 4 * 5, dtype=np.uint8).reshape(3, 4, 5)
+    for clip_factor in (0.5, 1.5):
+        brightness(x, clip_factor)
+        contrast_constant(x, 3, clip_factor)
+        color(x, clip_factor)
+        sharpness(x, clip_factor)
+    sharpness(x, 0.0)
+    autocontrast(x)
+    equalize(x)
+    gather_fill(x, np.zeros(20, np.int64), 128)
+    value_range_m1p1(x)
+    from torch_impl.fast_pipeline import _kernel_tables
+    hwc = np.ascontiguousarray(x.transpose(1, 2, 0))
+    resize_hwc(hwc, _kernel_tables(4, 5, 3, 3, False))
+    resize_hwc(np.ascontiguousarray(np.zeros((6, 7, 3), np.uint8))[1:5, 1:6], _kernel_tables(4, 5, 3, 3, True))

@@ -8,7 +8,10 @@ arithmetic, the resizes are TF's kernels redone in float32 in TF's order, decodi
 libjpeg-turbo IDCTs. The one exception is big_vision's fused ``decode_and_crop_jpeg`` (train op), which
 differs from decode-then-crop in the crop window's last column on chroma-subsampled JPEGs; see
 ``train_op_*`` below.
-Negative controls: torchvision's center_crop (rounds the offset), torchvision's antialiased resize in
+The training path's value_range (``fast_pipeline.to_value_range``) is checked too, on the CPU and, with
+``parity check --device cuda``, on the GPU, where torch's ``tensor / 255.0`` would multiply by the float32
+reciprocal instead of dividing (1 ulp off on about half the values).
+Negative controls: x * float32(1/255) (that reciprocal), torchvision's center_crop (rounds the offset), torchvision's antialiased resize in
 place of TF's area resize, the accurate decode against TF's default (fast-DCT) decode, torchvision's own
 eval transforms (Resize(256) + CenterCrop(224)).
 """
@@ -19,7 +22,7 @@ import torch
 from torchvision.transforms.v2 import functional as TF
 
 from parity import grids, photos
-from parity.checks import Check, max_abs_diff
+from parity.checks import Check, device_tag, max_abs_diff
 from parity.store import decode_spec, encode_spec
 from torch_impl import preprocess as P
 
@@ -90,7 +93,24 @@ def _compare(store, rel, key, fn):
     return compute
 
 
-def checks(store) -> list[Check]:
+def _to_value_range(device: str):
+    """The training path's value_range (fast_pipeline.to_value_range: numba/numpy on the CPU, torch on a
+    device, where the training loop runs it with runtime.device_value_range / device_augment)."""
+    def fn(x):
+        from torch_impl.fast_pipeline import to_value_range
+        return to_value_range(x.to(device)).cpu()
+    return fn
+
+
+def _reciprocal_multiply(x):
+    # What torch's CUDA ``tensor / 255.0`` computes: x * float32(1/255), 1 ulp off the true division.
+    return (x.to(torch.float32) * torch.tensor(1.0 / 255.0, dtype=torch.float32)) * 2.0 - 1.0
+
+
+def checks(store, device: str = "cpu") -> list[Check]:
+    """Every check; on ``device`` != "cpu" the training path's value_range also runs there (case names
+    ending in "@cuda")."""
+    at = device_tag(device)
     out = []
     for rel in store.files(NAME):
         data = store.load(rel)
@@ -106,6 +126,11 @@ def checks(store) -> list[Check]:
                              _compare(store, rel, "central_crop_101x57", lambda x: TF.center_crop(x, [101, 57])),
                              negative=True))
         if "out_value_range_m1_1" in data:
+            out.append(Check(NAME, f"value_range_m1_1[{image_name}]:train_path{at}", "max |diff|", 0.0,
+                             _compare(store, rel, "value_range_m1_1", _to_value_range(device))))
+            if len(np.unique(data["image"])) > 16:   # (a black-and-white grid maps exactly either way)
+                out.append(Check(NAME, f"value_range_m1_1[{image_name}]:reciprocal_multiply", "max |diff|", 0.0,
+                                 _compare(store, rel, "value_range_m1_1", _reciprocal_multiply), negative=True))
             out.append(Check(NAME, f"value_range_m1_1[{image_name}]:to_dtype_scale", "max |diff|", 0.0,
                              _compare(store, rel, "value_range_m1_1",
                                       lambda x: TF.to_dtype(x, torch.float32, scale=True)),
