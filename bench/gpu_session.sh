@@ -3,6 +3,7 @@
 #   bash bench/gpu_session.sh checks   # gpu-marked tests, parity checks on CUDA, model + batched benchmarks
 #   bash bench/gpu_session.sh e2e      # end-to-end benchmark (training loop on real JPEGs), full-size demo
 #   bash bench/gpu_session.sh loader   # value_range on the device: gpu tests, CUDA parity, e2e with randaug in workers
+#   bash bench/gpu_session.sh split    # RandAugment split between workers and GPU (two fractions)
 #   bash bench/gpu_session.sh ab       # channels-last stem on/off (model bench), CPU pipeline per core here
 #   bash bench/gpu_session.sh opt      # optimizer variants, nvjpeg decode, optimizer gpu tests
 # Logs and JSON go to $OUT (default ./gpu-out). Uses the machine's own torch; installs nothing beyond
@@ -62,6 +63,14 @@ print('CUDA tensor / 255.0 differs from the CPU true division on', int(((v.cuda(
       --report "$OUT/check_cuda"
   step bench_e2e_loader 300 $PY -m parity.cli bench e2e --device cuda --batch 1024 --steps 30 --augment loader \
       --json "$OUT/bench_e2e_loader.json"
+  ;;
+split)
+  # runtime.device_augment_fraction: RandAugment split between the workers and the GPU.
+  TAIL=4 step check_cuda_pp 100 $PY -m parity.cli check --device cuda --family preprocess
+  step bench_e2e_split 300 $PY -m parity.cli bench e2e --device cuda --batch 1024 --steps 30 --augment split loader \
+      --device-fraction ${SPLIT_A:-0.3} --json "$OUT/bench_e2e_split.json"
+  step bench_e2e_split_b 150 $PY -m parity.cli bench e2e --device cuda --batch 1024 --steps 30 --augment split \
+      --device-fraction ${SPLIT_B:-0.2} --skip-model-only --skip-loader-only --json "$OUT/bench_e2e_split_b.json"
   ;;
 ab)
   # The channels-last stem A/B (runtime.channels_last_stem) and the CPU pipeline per core on this host.

@@ -93,23 +93,23 @@ def test_bench_big_vision_pipeline_tiny(big_vision_env):
 
 def test_bench_e2e_runs_the_training_loop_on_made_up_jpegs(tmp_path, capsys):
     """The end-to-end benchmark's plumbing on the CPU (tiny model): model-only, each input pipeline alone
-    and the training loop with randaug in the workers and on the device, all in one table."""
+    and the training loop with randaug in the workers, on the device and split, all in one table."""
     out = tmp_path / "e2e.json"
     rc = parity_main(["bench", "e2e", "--device", "cpu", "--batch", "4", "--steps", "3", "--warmup", "1",
                       "--images", "16", "--classes", "2", "--depth", "1", "--image-size", "32", "--no-compile",
-                      "--workers", "0", "--augment", "loader", "device", "device-decode", "--json", str(out)])
+                      "--workers", "0", "--augment", "loader", "device", "split", "device-decode", "--json", str(out)])
     assert rc == 0
     text = capsys.readouterr().out
     for name in ("model only", "randaug in the loader workers", "randaug on the device", "input pipeline alone",
-                 "randaug and decode on the device"):
+                 "randaug and decode on the device", "randaug split (30% of the images on the device)"):
         assert name in text
     series = json.loads(out.read_text())["series"]
-    assert len(series) == 7 and all(r > 0 for rates in series.values() for r in rates)
+    assert len(series) == 9 and all(r > 0 for rates in series.values() for r in rates)
 
 
 def test_check_device_option():
     from parity.runner import device_families
-    assert device_families() == ["fast_paths", "vit_forward"]
+    assert device_families() == ["fast_paths", "preprocess", "vit_forward"]
     import torch
     if not torch.cuda.is_available():
         with pytest.raises(SystemExit, match="needs a CUDA device"):

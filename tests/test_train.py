@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from torch_impl import checkpoint as C
-from torch_impl.config import apply_overrides, get_config
+from torch_impl.config import ConfigError, apply_overrides, get_config, validate
 from torch_impl.data import Splits, folder_splits, synthetic_splits
 from torch_impl.loop import TrainingDiverged, train
 from torch_impl.metrics import read_jsonl
@@ -171,6 +171,39 @@ def test_device_value_range_equals_the_loader_path(folder, tmp_path):
     assert folder_splits(tiny_cfg(**base), folder).train[(0, 0)]["image"].dtype == torch.float32
     dev = train(cfg, sp, tmp_path / "d", echo=_quiet)
     assert dev.losses == loader.losses
+
+
+def test_device_augment_fraction_splits_by_sample_and_resumes(folder, tmp_path):
+    """runtime.device_augment_fraction: the samples picked by their seed skip RandAugment in the workers
+    (same crop and flip) and the loop augments them; 1.0 is exactly device_augment, and a split run resumes
+    bit-identically."""
+    base = {"total_steps": 4, "evals.val.log_steps": 0, "evals.minival.log_steps": 0,
+            "input.pp.randaug_magnitude": 10}
+    dev_cfg = tiny_cfg(**base, **{"runtime.device_augment": True})
+    dev = train(dev_cfg, folder_splits(dev_cfg, folder), tmp_path / "d", echo=_quiet)
+    all_cfg = tiny_cfg(**base, **{"runtime.device_augment_fraction": 1.0})
+    assert train(all_cfg, folder_splits(all_cfg, folder), tmp_path / "a", echo=_quiet).losses == dev.losses
+
+    cfg = tiny_cfg(**{**base, "total_steps": 6, "ckpt_steps": 2, "runtime.device_augment_fraction": 0.5})
+    sp = folder_splits(cfg, folder)
+    plain = folder_splits(tiny_cfg(**{**base, "input.pp.randaug_magnitude": 0, "runtime.device_value_range": True}),
+                          folder).train
+    loader = folder_splits(tiny_cfg(**{**base, "runtime.device_value_range": True}), folder).train
+    flags = []
+    for i in range(12):
+        item = sp.train[(i, 1000 + 7919 * i)]
+        flags.append(item["augment_on_device"])
+        ref = (plain if item["augment_on_device"] else loader)[(i, 1000 + 7919 * i)]["image"]
+        assert item["image"].dtype == torch.uint8 and torch.equal(item["image"], ref), i
+    assert 0 < sum(flags) < len(flags)
+    full = train(cfg, sp, tmp_path / "s", echo=_quiet)
+    assert full.losses[5] != train(tiny_cfg(**{**base, "total_steps": 6, "runtime.device_value_range": True}),
+                                   folder_splits(cfg, folder), tmp_path / "w", echo=_quiet).losses[5]
+    train(cfg, folder_splits(cfg, folder), tmp_path / "b", stop_after_step=3, echo=_quiet)
+    res = train(cfg, folder_splits(cfg, folder), tmp_path / "b", resume=True, echo=_quiet)
+    assert [res.losses[s] for s in range(3, 7)] == [full.losses[s] for s in range(3, 7)]
+    with pytest.raises(ConfigError, match="device_augment_fraction"):
+        validate(tiny_cfg(**{"runtime.device_augment_fraction": 1.5}))
 
 
 def test_device_augment_randaug_resumes_bit_identically(folder, tmp_path):

@@ -314,11 +314,18 @@ def augment_on_device(images: torch.Tensor, *, num_ops: int, magnitude: float,
     ``generator`` (host) draws every sample's ops, signs and cutout centres; num_ops or magnitude 0 skips
     randaug, as the loader-side pipeline does."""
     from torch_impl.fast_pipeline import to_value_range
+    return to_value_range(randaugment_on_device(images, num_ops=num_ops, magnitude=magnitude, generator=generator))
+
+
+def randaugment_on_device(images: torch.Tensor, *, num_ops: int, magnitude: float,
+                          generator: torch.Generator) -> torch.Tensor:
+    """big_vision's ``randaug(num_ops, magnitude)`` on a uint8 batch where it lives, each sample drawing its own
+    ops, signs and cutout centres from ``generator`` (host); uint8 out. num_ops or magnitude 0 is a no-op."""
     x = _check_batch(images)
-    if num_ops > 0 and magnitude > 0:
+    if num_ops > 0 and magnitude > 0 and x.shape[0] > 0:
         params = sample_batch_params(x.shape[0], num_ops, x.shape[2], x.shape[3], generator=generator)
         x = batched_randaugment(x, params, magnitude)
-    return to_value_range(x)
+    return x
 
 
 # ---- inception crop: per-sample boxes, TF bilinear resize, optional flip ---------------------------------------

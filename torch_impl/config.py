@@ -133,6 +133,11 @@ class RuntimeConfig:
     # None = on when training on CUDA (the H100 e2e run: float32 batches from 15 workers capped the loop
     # with RandAugment in the workers), off on the CPU. Implied by device_augment.
     device_value_range: Optional[bool] = None
+    # Share (0..1) of the images whose RandAugment17 runs on the device; the workers augment the rest. Which
+    # images is a function of each sample's seed (so a resume sees the same split). Balances a run that is
+    # CPU-bound with RandAugment in the workers and GPU-bound with all of it on the device (docs/performance.md).
+    # 0 = all in the workers; device_augment = all on the device. Implies device_value_range.
+    device_augment_fraction: float = 0.0
     # On CUDA, keep the patch-embedding (stem) convolution's weight channels-last, as `parity bench model`
     # does: that bench (channels-last stem) ran ViT-S/16 + big_vision's optimizer at 9,172 img/s on an H100
     # where `parity bench e2e`'s model-only row (plain stem) ran 7,788 (docs/performance.md; the stem is
@@ -391,6 +396,9 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"optax.mu_dtype must be bfloat16 or float32, got {cfg.optax.mu_dtype!r}")
     if cfg.runtime.amp_dtype not in ("bfloat16", "float32"):
         raise ConfigError(f"runtime.amp_dtype must be bfloat16 or float32, got {cfg.runtime.amp_dtype!r}")
+    if not 0.0 <= cfg.runtime.device_augment_fraction <= 1.0:
+        raise ConfigError(f"runtime.device_augment_fraction must be in [0, 1], got "
+                          f"{cfg.runtime.device_augment_fraction!r}")
     if cfg.runtime.device not in ("auto", "cuda", "cpu"):
         raise ConfigError(f"runtime.device must be auto, cuda or cpu, got {cfg.runtime.device!r}")
     if cfg.loss != "softmax_xent":

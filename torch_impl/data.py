@@ -201,7 +201,7 @@ class ImageFiles(Dataset):
         else:
             raise RuntimeError(f"{self.max_skips + 1} unreadable images in a row starting at {self.path(i)}: "
                                "is the data corrupt?")
-        return {"image": img, "label": self.label(k), "bad": bad}
+        return _with_split_flag({"image": img, "label": self.label(k), "bad": bad}, self.transform, seed)
 
 
 class SyntheticImages(Dataset):
@@ -233,7 +233,15 @@ class SyntheticImages(Dataset):
     def __getitem__(self, item):
         i, seed = item if isinstance(item, tuple) else (item, int(item))
         img = self.raw(i)
-        return {"image": img if self.transform is None else self.transform(img, seed), "label": self.label(i), "bad": 0}
+        item = {"image": img if self.transform is None else self.transform(img, seed), "label": self.label(i), "bad": 0}
+        return _with_split_flag(item, self.transform, seed)
+
+
+def _with_split_flag(item: dict, transform, seed: int) -> dict:
+    # runtime.device_augment_fraction: mark the samples whose RandAugment the training loop still has to run.
+    if getattr(transform, "splits_augment", False):
+        item["augment_on_device"] = transform.on_device(seed)
+    return item
 
 
 # ---------------------------------------------------------------------------- samplers
@@ -365,10 +373,25 @@ class Pipeline:
     torch_impl.preprocess, which also takes decoded tensors (synthetic images, PIL-decoded CMYK/PNG files).
     """
 
-    def __init__(self, slow: Callable, fast: Callable | None, generator: torch.Generator, *, defer: bool = False):
+    def __init__(self, slow: Callable, fast: Callable | None, generator: torch.Generator, *, defer: bool = False,
+                 device_share: float = 0.0, plain: tuple[Callable, Callable | None] | None = None):
         self.slow, self.fast, self.generator, self.defer = slow, fast, generator, defer
+        # runtime.device_augment_fraction: samples picked by on_device(seed) go through ``plain`` (the same
+        # pipeline without RandAugment: the same crop and flip draws), and the loop augments them.
+        self.device_share, self.plain = float(device_share), plain
+        self._plain = Pipeline(*plain, generator) if plain is not None else None
+
+    @property
+    def splits_augment(self) -> bool:
+        return self.plain is not None and 0.0 < self.device_share
+
+    def on_device(self, seed: int) -> bool:
+        """Whether this sample's RandAugment runs on the device (a fixed function of its seed)."""
+        return self.splits_augment and _mix(seed, 7) * 2.0 ** -63 < self.device_share
 
     def __call__(self, x, seed: int) -> torch.Tensor | dict:
+        if self.on_device(seed):
+            return self._plain(x, seed)
         if self.defer and isinstance(x, (bytes, bytearray)):
             from torch_impl.fast_pipeline import device_decodable
             if device_decodable(bytes(x)):
@@ -399,7 +422,7 @@ def value_range_on_device(runtime) -> bool:
 
 
 def train_transform(pp, *, device_augment: bool = False, device_decode: bool = False,
-                    device_value_range: bool = False) -> Pipeline:
+                    device_value_range: bool = False, device_augment_fraction: float = 0.0) -> Pipeline:
     """big_vision ``decode_jpeg_and_inception_crop(S)|flip_lr|randaug(N,M)|value_range(-1,1)``, composed from
     torch_impl.preprocess.train_pipeline (and the fast JPEG path). ``pp`` is a config.PPConfig.
 
@@ -408,14 +431,28 @@ def train_transform(pp, *, device_augment: bool = False, device_decode: bool = F
     ``device_decode`` (implies device_augment): JPEGs the device can decode come back undecoded, as
     ``{"jpeg", "box", "flip", "size"}`` (see :func:`collate_train`).
     ``device_value_range``: stop before value_range only (RandAugment stays here) and return uint8; the
-    loop runs value_range on the device (runtime.device_value_range)."""
+    loop runs value_range on the device (runtime.device_value_range).
+    ``device_augment_fraction``: that share of the samples (by seed, :meth:`Pipeline.on_device`) skips
+    RandAugment here too; the loop runs it on the device (implies device_value_range)."""
     device_augment = device_augment or device_decode
-    uint8_out = device_augment or device_value_range
+    split = 0.0 < device_augment_fraction and not device_augment
+    uint8_out = device_augment or device_value_range or split
+    g = torch.Generator()
+    slow, fast = _train_stages(pp, g, randaug=not device_augment, uint8_out=uint8_out)
+    if device_decode and fast is None:
+        raise ValueError("runtime.device_decode needs the fast JPEG path (input.pp.fast_decode=true and "
+                         "`pip install simplejpeg`)")
+    plain = _train_stages(pp, g, randaug=False, uint8_out=True) if split else None
+    return Pipeline(slow, fast, g, defer=device_decode, device_share=device_augment_fraction if split else 0.0,
+                    plain=plain)
+
+
+def _train_stages(pp, g: torch.Generator, *, randaug: bool, uint8_out: bool):
+    """(slow, fast) halves of the train pipeline on generator ``g``: the v2 Compose and the fast JPEG path."""
     from torch_impl.augment import RandAugment17
     from torch_impl.preprocess import train_pipeline
 
-    g = torch.Generator()
-    use_ra = pp.randaug_magnitude > 0 and pp.randaug_num_layers > 0 and not device_augment
+    use_ra = pp.randaug_magnitude > 0 and pp.randaug_num_layers > 0 and randaug
     ra = RandAugment17(pp.randaug_num_layers, pp.randaug_magnitude, generator=g) if use_ra else None
     slow = train_pipeline(pp.crop_size, randaug=ra, area_range=(pp.inception_area_min, 1.0),
                           precise=pp.decode_precise, generator=g)
@@ -435,10 +472,7 @@ def train_transform(pp, *, device_augment: bool = False, device_decode: bool = F
             numba_kernels.warm_up()   # before the DataLoader forks its workers
         except ImportError:
             fast = None
-    if device_decode and fast is None:
-        raise ValueError("runtime.device_decode needs the fast JPEG path (input.pp.fast_decode=true and "
-                         "`pip install simplejpeg`)")
-    return Pipeline(slow, fast, g, defer=device_decode)
+    return slow, fast
 
 
 def eval_transform(pp) -> Pipeline:
@@ -473,7 +507,8 @@ def synthetic_splits(cfg, *, n_train: int = 20_000, n_val: int = 500, seed: int 
     train = SyntheticImages(n_train - n_hold, cfg.num_classes, size, seed=seed,
                             transform=train_transform(pp, device_augment=cfg.runtime.device_augment,
                                                       device_decode=cfg.runtime.device_decode,
-                                                      device_value_range=value_range_on_device(cfg.runtime)))
+                                                      device_value_range=value_range_on_device(cfg.runtime),
+                                                      device_augment_fraction=cfg.runtime.device_augment_fraction))
     minival = SyntheticImages(n_hold, cfg.num_classes, size, seed=seed, offset=n_train - n_hold,
                               transform=eval_transform(pp)) if n_hold else None
     # val items use indices past the training range (never seen in training)
@@ -504,7 +539,8 @@ def folder_splits(cfg, root: str | os.PathLike) -> Splits:
     prec = pp.decode_precise
     train = ImageFiles(files, train_idx, train_transform(pp, device_augment=cfg.runtime.device_augment,
                                                          device_decode=cfg.runtime.device_decode,
-                                                         device_value_range=value_range_on_device(cfg.runtime)),
+                                                         device_value_range=value_range_on_device(cfg.runtime),
+                                                         device_augment_fraction=cfg.runtime.device_augment_fraction),
                        decode_precise=prec)
     minival = ImageFiles(files, hold_idx, eval_transform(pp), decode_precise=prec) if len(hold_idx) else None
     val = None

@@ -38,7 +38,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from torch_impl import checkpoint as ckpt
-from torch_impl.batched_augment import augment_on_device
+from torch_impl.batched_augment import augment_on_device, randaugment_on_device
 from torch_impl.fast_pipeline import to_value_range
 from torch_impl.config import TrainConfig
 from torch_impl.data import ShardSampler, Splits, StepSampler, _mix, assemble_batch, make_loader
@@ -270,7 +270,8 @@ def _train(cfg, splits, workdir, d: Dist, resume, metadata, stop_after_step, ech
     from torch_impl.loss import softmax_xent
     from torch_impl.mixup import mixup as _mixup
     mixup = _mixup if cfg.mixup.p > 0 else None
-    aug_gen = torch.Generator() if (cfg.runtime.device_augment or cfg.runtime.device_decode) else None
+    full_device_aug = cfg.runtime.device_augment or cfg.runtime.device_decode
+    aug_gen = torch.Generator() if (full_device_aug or cfg.runtime.device_augment_fraction > 0) else None
     say(f"train: {splits.description}")
     say(f"train: {total} steps of {B} images ({d.world_size} process(es) x {accum} accumulation x {micro}), "
         f"device {d.device}, autocast {amp}, compile {cfg.runtime.compile}, workdir {workdir}")
@@ -300,8 +301,14 @@ def _train(cfg, splits, workdir, d: Dist, resume, metadata, stop_after_step, ech
             if aug_gen is not None:
                 # seeded by (seed, step, rank, micro-step): the same draws after a resume
                 aug_gen.manual_seed(_mix(cfg.seed, 6, step, d.rank, k))
-                x = augment_on_device(x, num_ops=cfg.input.pp.randaug_num_layers,
-                                      magnitude=cfg.input.pp.randaug_magnitude, generator=aug_gen)
+            ra = {"num_ops": cfg.input.pp.randaug_num_layers, "magnitude": cfg.input.pp.randaug_magnitude,
+                  "generator": aug_gen}
+            if full_device_aug:
+                x = augment_on_device(x, **ra)
+            elif "augment_on_device" in batch:     # runtime.device_augment_fraction: the flagged rows
+                rows = batch["augment_on_device"].nonzero().flatten().to(d.device, non_blocking=True)
+                x = x.index_copy(0, rows, randaugment_on_device(x.index_select(0, rows), **ra))
+                x = to_value_range(x)
             elif x.dtype == torch.uint8:           # runtime.device_value_range: the workers shipped uint8
                 x = to_value_range(x)
             y = F.one_hot(batch["label"].to(d.device), cfg.num_classes).float()

@@ -6,6 +6,8 @@ Contenders, measured in the same run on the same device:
 * the training loop with RandAugment17 in the DataLoader workers (torch_impl.fast_pipeline per image);
 * the training loop with RandAugment17 on the device (``runtime.device_augment``: the workers decode, crop,
   resize and flip; torch_impl.batched_augment runs randaug + value_range on the batch);
+* ``--augment split``: RandAugment17 for ``--device-fraction`` of the images on the device, the rest in the
+  workers (``runtime.device_augment_fraction``), to balance a CPU-bound and a GPU-bound configuration;
 * each input pipeline alone (the DataLoader iterated without training), which shows whether the loop is
   input-bound.
 
@@ -42,9 +44,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None, help="ImageFolder root with train/<class>/*.jpg (default: made up)")
     p.add_argument("--images", type=int, default=4096, help="JPEGs to make when --data is not given")
     p.add_argument("--classes", type=int, default=16)
-    p.add_argument("--augment", nargs="+", default=["loader", "device"], choices=["loader", "device", "device-decode"],
-                   help="where RandAugment17 runs, one contender each; device-decode also decodes the JPEGs "
+    p.add_argument("--augment", nargs="+", default=["loader", "device"],
+                   choices=["loader", "device", "split", "device-decode"],
+                   help="where RandAugment17 runs, one contender each; split: --device-fraction of the images "
+                        "on the device, the rest in the workers; device-decode also decodes the JPEGs "
                         "on the device (nvjpeg: not big_vision's pixels, see docs/performance.md)")
+    p.add_argument("--device-fraction", type=float, default=0.3,
+                   help="runtime.device_augment_fraction for --augment split")
     p.add_argument("--variant", default="S/16")
     p.add_argument("--depth", type=int, default=None, help="override the depth (quick CPU runs)")
     p.add_argument("--image-size", type=int, default=224)
@@ -75,7 +81,9 @@ def _config(args, classes: int, augment: str, workers: int, total: int):
         "log_training_steps": 1, "ckpt_steps": 0, "evals.val.log_steps": 0, "evals.minival.log_steps": 0,
         "runtime.device": "cuda" if args.device.startswith("cuda") else "cpu",
         "runtime.compile": not args.no_compile, "runtime.tensorboard": False, "runtime.progress": False,
-        "runtime.device_augment": augment != "loader", "runtime.device_decode": augment == "device-decode",
+        "runtime.device_augment": augment in ("device", "device-decode"),
+        "runtime.device_decode": augment == "device-decode",
+        "runtime.device_augment_fraction": args.device_fraction if augment == "split" else 0.0,
         "model.variant": args.variant,
         "schedule.warmup_steps": min(10, total - 1),
     }
@@ -171,11 +179,14 @@ def main(args) -> int:
     for augment in args.augment:
         cfg = _config(args, classes, augment, workers, total)
         splits = folder_splits(cfg, root)
+        share = f"{args.device_fraction:.0%}"
         where = {"loader": "in the loader workers", "device": "on the device",
+                 "split": f"split ({share} of the images on the device)",
                  "device-decode": "and decode on the device"}[augment]
         if not args.skip_loader_only:
             n = {"loader": "input pipeline alone (randaug in the workers)",
                  "device": "input pipeline alone (no randaug)",
+                 "split": f"input pipeline alone (randaug in the workers for all but {share})",
                  "device-decode": "input pipeline alone (read files + draw crops only)"}[augment]
             series[n] = loader_rate(cfg, splits, args.steps, args.warmup, n)
         if dev.type == "cuda":

@@ -107,9 +107,9 @@ def _reciprocal_multiply(x):
     return (x.to(torch.float32) * torch.tensor(1.0 / 255.0, dtype=torch.float32)) * 2.0 - 1.0
 
 
-def checks(store, device: str = "cpu") -> list[Check]:
-    """Every check; on ``device`` != "cpu" the training path's value_range also runs there (case names
-    ending in "@cuda")."""
+def _image_checks(store, device: str = "cpu") -> list[Check]:
+    """The checks on decoded images; on ``device`` != "cpu" the training path's value_range runs there
+    (case names ending in "@cuda")."""
     at = device_tag(device)
     out = []
     for rel in store.files(NAME):
@@ -278,11 +278,10 @@ def _interior_diff(store, rel):
     return compute
 
 
-_image_checks = checks
-
-
-def checks(store) -> list[Check]:  # noqa: F811
-    out = _image_checks(store)
+def checks(store, device: str = "cpu") -> list[Check]:
+    """Every check: images (:func:`_image_checks`, ``device`` as there), then the negative controls and the
+    JPEG-file checks."""
+    out = _image_checks(store, device)
     fast = _has_fast_dct()
     for rel in store.files(NAME):
         data = store.load(rel)
