@@ -138,10 +138,9 @@ class RuntimeConfig:
     # CPU-bound with RandAugment in the workers and GPU-bound with all of it on the device (docs/performance.md).
     # 0 = all in the workers; device_augment = all on the device. Implies device_value_range.
     device_augment_fraction: float = 0.0
-    # On CUDA, keep the patch-embedding (stem) convolution's weight channels-last, as `parity bench model`
-    # does: that bench (channels-last stem) ran ViT-S/16 + big_vision's optimizer at 9,172 img/s on an H100
-    # where `parity bench e2e`'s model-only row (plain stem) ran 7,788 (docs/performance.md; the stem is
-    # the likely but not yet A/B-tested cause: `parity bench model --no-channels-last`). No effect on CPU.
+    # On CUDA, keep the patch-embedding (stem) convolution's weight channels-last: A/B on one H100 in one
+    # call (`parity bench model` with and without --no-channels-last), ViT-S/16 + big_vision's optimizer:
+    # 9,081 vs 7,800 img/s (docs/performance.md). No effect on CPU.
     channels_last_stem: bool = True
     tensorboard: bool = True
     wandb: bool = False                # optional, needs `pip install wandb`
