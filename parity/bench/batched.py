@@ -7,7 +7,6 @@ Figures are images per second. On CUDA the batch lives on the device and timing 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
 from parity.bench import common
@@ -77,9 +76,3 @@ def main(args) -> int:
     common.write_json(args.json, {"benchmark": "batched", "device": args.device,
                                   "series": {k: s.rates for k, s in series.items()}})
     return 0
-
-
-if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__)
-    add_arguments(p)
-    sys.exit(main(p.parse_args()))

@@ -13,7 +13,6 @@ torchvision.io.decode_jpeg(device=...) on batches. Pixel differences are against
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
 import numpy as np
@@ -83,9 +82,3 @@ def main(args) -> int:
     common.write_json(args.json, {"benchmark": "decode", "series": {k: s.rates for k, s in series.items()},
                                   "diffs": diffs})
     return 0
-
-
-if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__)
-    add_arguments(p)
-    sys.exit(main(p.parse_args()))

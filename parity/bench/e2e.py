@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -211,9 +210,3 @@ def main(args) -> int:
                                   "flops_per_image": f, **extra})
     tmp.cleanup()
     return 0
-
-
-if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__)
-    add_arguments(p)
-    sys.exit(main(p.parse_args()))

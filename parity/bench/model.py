@@ -7,7 +7,6 @@ Reports model-only img/s and, for --device cuda, MFU against --peak-tflops.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
 from parity.bench import common
@@ -154,9 +153,3 @@ def main(args) -> int:
               + (f", MFU {mfu:.1%} of {args.peak_tflops:g} TFLOP/s" if mfu else ""))
     common.write_json(args.json, {"benchmark": "model", "device": args.device, "flops_per_image": f, "series": out})
     return 0
-
-
-if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__)
-    add_arguments(p)
-    sys.exit(main(p.parse_args()))

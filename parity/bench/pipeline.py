@@ -224,9 +224,3 @@ def main(args) -> int:
     common.write_json(args.json, {"benchmark": "pipeline", "randaug": randaug, "core": core, "cpu": common.cpu_model(),
                                   "series": {k: s.rates for k, s in series.items()}})
     return 0
-
-
-if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__)
-    add_arguments(p)
-    sys.exit(main(p.parse_args()))

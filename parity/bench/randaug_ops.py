@@ -7,7 +7,6 @@ same uint8 tensor (v2.functional; "-" where torchvision has none).
 from __future__ import annotations
 
 import argparse
-import sys
 
 from parity.bench import common
 
@@ -82,9 +81,3 @@ def main(args) -> int:
     print("\n".join(lines))
     common.write_json(args.json, {"benchmark": "randaug_ops", "core": core, "cpu": common.cpu_model(), "ops": results})
     return 0
-
-
-if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__)
-    add_arguments(p)
-    sys.exit(main(p.parse_args()))
