@@ -24,7 +24,7 @@ import torch
 from torch_impl.augment import CUTOUT_CONST, MAX_LEVEL, OPS, TRANSLATE_CONST
 
 __all__ = ["sample_batch_params", "batched_apply_op", "batched_randaugment", "BatchedRandAugment17",
-           "batched_crop_resize", "augment_on_device", "decode_crop_resize"]
+           "batched_crop_resize", "randaugment_on_device", "decode_crop_resize"]
 
 _F32 = torch.float32
 _SIGNED = {OPS.index(n) for n in ("Rotate", "ShearX", "ShearY", "TranslateX", "TranslateY")}
@@ -307,20 +307,12 @@ class BatchedRandAugment17(torch.nn.Module):
         return f"num_ops={self.num_ops}, magnitude={self.magnitude:g}, fill={self.fill}, contrast={self.contrast!r}"
 
 
-def augment_on_device(images: torch.Tensor, *, num_ops: int, magnitude: float,
-                      generator: torch.Generator) -> torch.Tensor:
-    """The tail of big_vision's train pp, ``randaug(num_ops, magnitude)|value_range(-1, 1)``, on a uint8 batch
-    where it lives (the training loop's ``runtime.device_augment``): float32 (N, 3, H, W) in [-1, 1].
-    ``generator`` (host) draws every sample's ops, signs and cutout centres; num_ops or magnitude 0 skips
-    randaug, as the loader-side pipeline does."""
-    from torch_impl.fast_pipeline import to_value_range
-    return to_value_range(randaugment_on_device(images, num_ops=num_ops, magnitude=magnitude, generator=generator))
-
-
 def randaugment_on_device(images: torch.Tensor, *, num_ops: int, magnitude: float,
                           generator: torch.Generator) -> torch.Tensor:
-    """big_vision's ``randaug(num_ops, magnitude)`` on a uint8 batch where it lives, each sample drawing its own
-    ops, signs and cutout centres from ``generator`` (host); uint8 out. num_ops or magnitude 0 is a no-op."""
+    """big_vision's ``randaug(num_ops, magnitude)`` on a uint8 batch where it lives (the training loop's
+    ``runtime.device_augment`` / ``device_augment_fraction``; the loop then runs value_range), each sample
+    drawing its own ops, signs and cutout centres from ``generator`` (host); uint8 out. num_ops or magnitude
+    0 skips randaug, as the loader-side pipeline does."""
     x = _check_batch(images)
     if num_ops > 0 and magnitude > 0 and x.shape[0] > 0:
         params = sample_batch_params(x.shape[0], num_ops, x.shape[2], x.shape[3], generator=generator)

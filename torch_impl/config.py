@@ -384,6 +384,12 @@ def apply_overrides(cfg: TrainConfig, overrides: list[str] | dict[str, Any]) -> 
     return cfg
 
 
+def uses_cuda(device: str) -> bool:
+    """``runtime.device`` (auto | cuda | cpu) -> whether the run trains on CUDA."""
+    import torch
+    return torch.cuda.is_available() if device == "auto" else device == "cuda"
+
+
 def validate(cfg: TrainConfig) -> None:
     """Cross-field checks; each error names the key."""
     parse_split(cfg.input.data.split)

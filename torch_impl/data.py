@@ -374,12 +374,11 @@ class Pipeline:
     """
 
     def __init__(self, slow: Callable, fast: Callable | None, generator: torch.Generator, *, defer: bool = False,
-                 device_share: float = 0.0, plain: tuple[Callable, Callable | None] | None = None):
+                 device_share: float = 0.0, plain: Pipeline | None = None):
         self.slow, self.fast, self.generator, self.defer = slow, fast, generator, defer
         # runtime.device_augment_fraction: samples picked by on_device(seed) go through ``plain`` (the same
         # pipeline without RandAugment: the same crop and flip draws), and the loop augments them.
         self.device_share, self.plain = float(device_share), plain
-        self._plain = Pipeline(*plain, generator) if plain is not None else None
 
     @property
     def splits_augment(self) -> bool:
@@ -391,7 +390,7 @@ class Pipeline:
 
     def __call__(self, x, seed: int) -> torch.Tensor | dict:
         if self.on_device(seed):
-            return self._plain(x, seed)
+            return self.plain(x, seed)
         if self.defer and isinstance(x, (bytes, bytearray)):
             from torch_impl.fast_pipeline import device_decodable
             if device_decodable(bytes(x)):
@@ -418,7 +417,8 @@ def value_range_on_device(runtime) -> bool:
         return True
     if runtime.device_value_range is not None:
         return bool(runtime.device_value_range)
-    return runtime.device == "cuda" or (runtime.device == "auto" and torch.cuda.is_available())
+    from torch_impl.config import uses_cuda
+    return uses_cuda(runtime.device)
 
 
 def train_transform(pp, *, device_augment: bool = False, device_decode: bool = False,
@@ -427,7 +427,7 @@ def train_transform(pp, *, device_augment: bool = False, device_decode: bool = F
     torch_impl.preprocess.train_pipeline (and the fast JPEG path). ``pp`` is a config.PPConfig.
 
     ``device_augment``: stop after flip_lr and return uint8 (3, S, S); the training loop then runs
-    randaug + value_range on the device (:func:`torch_impl.batched_augment.augment_on_device`).
+    randaug (:func:`torch_impl.batched_augment.randaugment_on_device`) + value_range on the device.
     ``device_decode`` (implies device_augment): JPEGs the device can decode come back undecoded, as
     ``{"jpeg", "box", "flip", "size"}`` (see :func:`collate_train`).
     ``device_value_range``: stop before value_range only (RandAugment stays here) and return uint8; the
@@ -442,9 +442,21 @@ def train_transform(pp, *, device_augment: bool = False, device_decode: bool = F
     if device_decode and fast is None:
         raise ValueError("runtime.device_decode needs the fast JPEG path (input.pp.fast_decode=true and "
                          "`pip install simplejpeg`)")
-    plain = _train_stages(pp, g, randaug=False, uint8_out=True) if split else None
-    return Pipeline(slow, fast, g, defer=device_decode, device_share=device_augment_fraction if split else 0.0,
-                    plain=plain)
+    if fast is not None:
+        from torch_impl import numba_kernels
+        numba_kernels.warm_up()   # before the DataLoader forks its workers
+    if not split:
+        return Pipeline(slow, fast, g, defer=device_decode)
+    return Pipeline(slow, fast, g, device_share=device_augment_fraction,
+                    plain=Pipeline(*_train_stages(pp, g, randaug=False, uint8_out=True), g))
+
+
+def train_transform_for(cfg) -> Pipeline:
+    """:func:`train_transform` for a run: ``cfg.input.pp`` placed as ``cfg.runtime`` says (workers / device)."""
+    rt = cfg.runtime
+    return train_transform(cfg.input.pp, device_augment=rt.device_augment, device_decode=rt.device_decode,
+                           device_value_range=value_range_on_device(rt),
+                           device_augment_fraction=rt.device_augment_fraction)
 
 
 def _train_stages(pp, g: torch.Generator, *, randaug: bool, uint8_out: bool):
@@ -468,8 +480,6 @@ def _train_stages(pp, g: torch.Generator, *, randaug: bool, uint8_out: bool):
                                      else None, flip=pp.flip_lr, area_range=(pp.inception_area_min, 1.0),
                                      fast_dct=not pp.decode_precise, generator=g,
                                      output="uint8" if uint8_out else "float")
-            from torch_impl import numba_kernels
-            numba_kernels.warm_up()   # before the DataLoader forks its workers
         except ImportError:
             fast = None
     return slow, fast
@@ -505,10 +515,7 @@ def synthetic_splits(cfg, *, n_train: int = 20_000, n_val: int = 500, seed: int 
     n_hold = n_train - int(round(n_train * frac))
     # Labels cycle through the classes, so any contiguous block is stratified.
     train = SyntheticImages(n_train - n_hold, cfg.num_classes, size, seed=seed,
-                            transform=train_transform(pp, device_augment=cfg.runtime.device_augment,
-                                                      device_decode=cfg.runtime.device_decode,
-                                                      device_value_range=value_range_on_device(cfg.runtime),
-                                                      device_augment_fraction=cfg.runtime.device_augment_fraction))
+                            transform=train_transform_for(cfg))
     minival = SyntheticImages(n_hold, cfg.num_classes, size, seed=seed, offset=n_train - n_hold,
                               transform=eval_transform(pp)) if n_hold else None
     # val items use indices past the training range (never seen in training)
@@ -537,11 +544,7 @@ def folder_splits(cfg, root: str | os.PathLike) -> Splits:
     train_idx, hold_idx = stratified_split(files.rel_paths, files.labels, frac, seed=cfg.input.split_seed)
     pp = cfg.input.pp
     prec = pp.decode_precise
-    train = ImageFiles(files, train_idx, train_transform(pp, device_augment=cfg.runtime.device_augment,
-                                                         device_decode=cfg.runtime.device_decode,
-                                                         device_value_range=value_range_on_device(cfg.runtime),
-                                                         device_augment_fraction=cfg.runtime.device_augment_fraction),
-                       decode_precise=prec)
+    train = ImageFiles(files, train_idx, train_transform_for(cfg), decode_precise=prec)
     minival = ImageFiles(files, hold_idx, eval_transform(pp), decode_precise=prec) if len(hold_idx) else None
     val = None
     if (root / "val").is_dir():
@@ -572,5 +575,5 @@ def micro_batches(total: int, world_size: int, accum_steps: int) -> int:
 
 
 __all__ = ["FileList", "list_image_folder", "stratified_split", "load_rgb", "ImageFiles", "SyntheticImages",
-           "StepSampler", "ShardSampler", "make_loader", "collate_train", "deferred_jpegs", "assemble_batch", "Pipeline", "train_transform", "eval_transform", "Splits",
+           "StepSampler", "ShardSampler", "make_loader", "collate_train", "deferred_jpegs", "assemble_batch", "Pipeline", "train_transform", "train_transform_for", "eval_transform", "Splits",
            "synthetic_splits", "folder_splits", "splits_from_arg"]

@@ -38,9 +38,9 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from torch_impl import checkpoint as ckpt
-from torch_impl.batched_augment import augment_on_device, randaugment_on_device
+from torch_impl.batched_augment import randaugment_on_device
 from torch_impl.fast_pipeline import to_value_range
-from torch_impl.config import TrainConfig
+from torch_impl.config import TrainConfig, uses_cuda
 from torch_impl.data import ShardSampler, Splits, StepSampler, _mix, assemble_batch, make_loader
 from torch_impl.metrics import MetricsLog
 
@@ -66,7 +66,7 @@ class Dist:
 def setup_distributed(device: str = "auto") -> Dist:
     """torchrun sets RANK/WORLD_SIZE/LOCAL_RANK/MASTER_ADDR/MASTER_PORT; init with env://, nccl on CUDA,
     gloo on CPU. Without torchrun: one process."""
-    use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
+    use_cuda = uses_cuda(device)
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("runtime.device=cuda but torch sees no CUDA device")
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -301,15 +301,14 @@ def _train(cfg, splits, workdir, d: Dist, resume, metadata, stop_after_step, ech
             if aug_gen is not None:
                 # seeded by (seed, step, rank, micro-step): the same draws after a resume
                 aug_gen.manual_seed(_mix(cfg.seed, 6, step, d.rank, k))
-            ra = {"num_ops": cfg.input.pp.randaug_num_layers, "magnitude": cfg.input.pp.randaug_magnitude,
-                  "generator": aug_gen}
-            if full_device_aug:
-                x = augment_on_device(x, **ra)
-            elif "augment_on_device" in batch:     # runtime.device_augment_fraction: the flagged rows
-                rows = batch["augment_on_device"].nonzero().flatten().to(d.device, non_blocking=True)
-                x = x.index_copy(0, rows, randaugment_on_device(x.index_select(0, rows), **ra))
-                x = to_value_range(x)
-            elif x.dtype == torch.uint8:           # runtime.device_value_range: the workers shipped uint8
+                ra = {"num_ops": cfg.input.pp.randaug_num_layers, "magnitude": cfg.input.pp.randaug_magnitude,
+                      "generator": aug_gen}
+                if full_device_aug:
+                    x = randaugment_on_device(x, **ra)
+                elif "augment_on_device" in batch:     # runtime.device_augment_fraction: the flagged rows
+                    rows = batch["augment_on_device"].nonzero().flatten().to(d.device, non_blocking=True)
+                    x = x.index_copy(0, rows, randaugment_on_device(x.index_select(0, rows), **ra))
+            if x.dtype == torch.uint8:   # the workers shipped uint8 (device_value_range / device_augment)
                 x = to_value_range(x)
             y = F.one_hot(batch["label"].to(d.device), cfg.num_classes).float()
             if mixup:

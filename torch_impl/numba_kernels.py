@@ -162,18 +162,16 @@ def _blend_const_kernel(x, d, factor, clip, out):
         os_[i] = _clip_trunc(t) if clip else np.uint8(t)
 
 
-def brightness(x: np.ndarray, factor: float) -> np.ndarray:
-    out = np.empty_like(x)
-    _blend_const_kernel(np.ascontiguousarray(x), np.float32(0.0), np.float32(factor),
-                        not 0.0 < factor < 1.0, out)
-    return out
-
-
 def contrast_constant(x: np.ndarray, degenerate: int, factor: float) -> np.ndarray:
     out = np.empty_like(x)
     _blend_const_kernel(np.ascontiguousarray(x), np.float32(degenerate), np.float32(factor),
                         not 0.0 < factor < 1.0, out)
     return out
+
+
+def brightness(x: np.ndarray, factor: float) -> np.ndarray:
+    """blend(zeros, x, factor): the constant blend towards 0."""
+    return contrast_constant(x, 0, factor)
 
 
 _GREY_K = np.float32(1.0 / 255.0)
