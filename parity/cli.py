@@ -34,16 +34,18 @@ def _families(arg):
 
 
 def _big_vision_or_exit():
-    from parity.reference_runner import big_vision_dir
-    if not big_vision_dir():
-        raise SystemExit("parity: BIG_VISION_DIR is not set. big_vision is not on PyPI: check out "
-                         "google-research/big_vision (GitHub) and `export BIG_VISION_DIR=/path/to/checkout` "
-                         "(the folder containing the `big_vision` package).")
+    from parity.preflight import check_big_vision_dir
+    check_big_vision_dir()
 
 
 def cmd_check(args) -> int:
     from parity import families, report, runner
+    from parity.preflight import check_torch_device, check_writable_dir
     from parity.store import FixtureStore
+    # mistakes that would otherwise surface after minutes of checks (or lose the report) come first
+    check_torch_device(args.device)
+    if args.report:
+        check_writable_dir(Path(args.report), "--report")
     names = _families(args.family)
     tmp = None
     if args.live:
@@ -57,9 +59,6 @@ def cmd_check(args) -> int:
     else:
         store = FixtureStore(args.fixtures)
     if args.device != "cpu":
-        import torch
-        if args.device.startswith("cuda") and not torch.cuda.is_available():
-            raise SystemExit(f"parity check: --device {args.device} needs a CUDA device, and torch sees none")
         on = [n for n in runner.device_families() if n in names]
         print(f"parity: running {', '.join(on) or 'no family'} on {args.device} (the other families run on the "
               "CPU)", file=sys.stderr)
@@ -85,11 +84,15 @@ def cmd_check(args) -> int:
 
 
 def cmd_fixtures(args) -> int:
-    from parity.store import FixtureStore
+    from parity.store import FixtureError, FixtureStore
     store = FixtureStore(args.fixtures)
     if args.action == "verify":
-        problems = store.verify()
-        n = len(store.entries()) if store.manifest_path.exists() else 0
+        try:
+            problems = store.verify()
+            n = len(store.entries()) if store.manifest_path.exists() else 0
+        except FixtureError as e:     # the manifest itself is missing, truncated or not a manifest
+            print(f"parity fixtures verify: {e}", file=sys.stderr)
+            return 1
         if problems:
             print("\n".join(problems), file=sys.stderr)
             print(f"parity: {len(problems)} problem(s) in {store.root} ({n} files in the manifest)", file=sys.stderr)
@@ -153,7 +156,12 @@ def main(argv=None) -> int:
         return mod.main(sp.parse_args(rest))
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    return args.fn(args)
+    from parity.preflight import UsageError
+    try:
+        return args.fn(args)
+    except UsageError as e:
+        print(f"parity {args.cmd}: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

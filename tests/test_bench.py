@@ -112,8 +112,7 @@ def test_check_device_option():
     assert device_families() == ["fast_paths", "preprocess", "vit_forward"]
     import torch
     if not torch.cuda.is_available():
-        with pytest.raises(SystemExit, match="needs a CUDA device"):
-            parity_main(["check", "--family", "fast_paths", "--device", "cuda"])
+        assert parity_main(["check", "--family", "fast_paths", "--device", "cuda"]) == 2
 
 
 @pytest.mark.gpu
