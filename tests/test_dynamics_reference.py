@@ -1,0 +1,146 @@
+"""reference/dynamics: recipe -> big_vision config, the absl-log parser (on a recorded train.py log),
+and (live) a short seed of big_vision's own train.py, run twice to show it is reproducible."""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from parity.dynamics import load_recipe
+from reference.dynamics import config as bvcfg
+from reference.dynamics import metrics
+from reference.dynamics.run import parse_seeds
+
+DATA = Path(__file__).parent / "data" / "dynamics"
+REPO = Path(__file__).resolve().parents[1]
+
+
+# ------------------------------------------------------------------------- config translation
+def translated(recipe=None, seed=3):
+    return bvcfg.translate(recipe or load_recipe(), seed=seed, train_jsonl="/d/train.jsonl",
+                           val_jsonl="/d/val.jsonl", data_root="/data", n_train=3000)
+
+
+def test_pp_strings_follow_vit_s16_i1k():
+    r = load_recipe()
+    train, ev = bvcfg.pp_strings(r)
+    crop, n = r["pp"]["crop_size"], r["data"]["classes"]
+    common = ["value_range(-1, 1)", f'onehot({n}, key="label", key_result="labels")', 'keep("image", "labels")']
+    # vit_s16_i1k.py: decode_jpeg_and_inception_crop(224)|flip_lr|randaug(2,10) + pp_common
+    assert train.split("|") == [f"decode_jpeg_and_inception_crop({crop})", "flip_lr", "randaug(2,10)"] + common
+    # vit_s16_i1k.py eval: decode|resize_small(256)|central_crop(224) + pp_common
+    assert ev.split("|") == [f"decode", f"resize_small({r['pp']['eval_resize_small']})",
+                             f"central_crop({r['pp']['eval_central_crop']})"] + common
+    r2 = copy.deepcopy(r)
+    r2["pp"].update(inception_area_min=0.08, randaug_magnitude=0, flip_lr=False)
+    assert bvcfg.pp_strings(r2)[0].split("|")[0] == f"decode_jpeg_and_inception_crop({crop}, area_min=8)"
+    assert "randaug" not in bvcfg.pp_strings(r2)[0] and "flip_lr" not in bvcfg.pp_strings(r2)[0]
+
+
+def test_translate_maps_every_recipe_field():
+    r = load_recipe()
+    c = translated(r)
+    o, m = r["optimizer"], r["model"]
+    assert c["seed"] == 3 and c["total_steps"] == r["total_steps"] and c["num_classes"] == r["data"]["classes"]
+    assert c["input"]["batch_size"] == r["batch_size"]
+    assert c["input"]["data"] == {"name": "bv:jsonl", "fname": "/d/train.jsonl", "fopen_keys": {"image": "/data"}}
+    assert c["evals"]["val"]["data"]["fname"] == "/d/val.jsonl"
+    assert c["evals"]["val"]["type"] == "classification" and c["evals"]["val"]["log_steps"] == r["eval_every_steps"]
+    # the optax chain of vit_s16_i1k.py
+    assert (c["optax_name"], c["optax"], c["grad_clip_norm"]) == ("scale_by_adam", {"mu_dtype": "bfloat16"}, 1.0)
+    assert (c["lr"], c["wd"]) == (o["lr"], o["wd"])
+    assert "wd_mults" not in c            # big_vision's default wd_mults: kernels only ('.*/kernel$')
+    assert c["schedule"] == {"warmup_steps": o["warmup_steps"], "decay_type": "cosine"}
+    assert c["mixup"] == {"p": r["mixup"]["p"], "fold_in": None}
+    assert c["model"]["patch_size"] == [m["patch_size"]] * 2
+    for k in ("width", "depth", "mlp_dim", "num_heads", "pool_type", "posemb", "rep_size", "head_zeroinit"):
+        assert c["model"][k] == m[k], k
+    assert c["log_training_steps"] == 1      # every step's loss / grad norm / lr is recorded
+    assert c["input"]["num_parallel_calls"] == 1   # seeded pp draws happen in a fixed order
+    assert "archive.randaug" in c["pp_modules"]
+    json.dumps(c)                            # what bv_config.get_config reads back
+
+
+def test_parse_seeds():
+    assert parse_seeds("0-3") == [0, 1, 2, 3]
+    assert parse_seeds("0,2, 5-6") == [0, 2, 5, 6]
+    with pytest.raises(ValueError, match="no seeds"):
+        parse_seeds(",")
+
+
+# ------------------------------------------------------------------------- metric log parser
+def recorded():
+    """A recorded 20-step train.py run (warmup 2, eval every 10 steps, lr 0.001)."""
+    return metrics.parse_log((DATA / "train_log_20steps.txt").read_text())
+
+
+def test_parser_reads_every_step_and_eval_from_the_log():
+    rows = recorded()
+    c = metrics.curves(rows, total_steps=20, eval_every=10, lr=0.001)
+    assert list(c["step"]) == list(range(1, 21))
+    assert list(c["eval_step"]) == [0, 10, 20]
+    assert np.all(np.isfinite(c["training_loss"])) and np.all(c["l2_grads"] > 0)
+    # Step-0 eval of a zero-init head: uniform logits, loss ln(10), accuracy 1/10.
+    assert c["val/loss"][0] == pytest.approx(math.log(10), rel=1e-6)
+    assert c["val/prec@1"][0] == pytest.approx(0.1)
+    # Update s uses schedule(count=s-1): warmup from 0 over 2 steps, then cosine to 0 at step 20.
+    sched = c["global_schedule"]
+    assert sched[0] == 0.0 and sched[1] == 0.5 and sched[2] == 1.0
+    expect = [0.5 * (1 + math.cos(math.pi * (s - 1 - 2) / (20 - 2))) for s in range(3, 21)]
+    np.testing.assert_allclose(sched[2:], expect, atol=2e-7)
+    np.testing.assert_array_equal(c["lr"], 0.001 * sched)
+
+
+def test_metrics_file_has_the_documented_quirks():
+    """Why the parser reads the log: big_vision_metrics.txt drops the step-0 eval, labels some rows with
+    the next step's number, and writes the last row twice (BigVisionMetricWriter at this commit)."""
+    rows = recorded()
+    file_rows = metrics.metrics_file_rows(DATA / "big_vision_metrics_20steps.txt")
+    assert not any(r["step"] == 0 for r in file_rows)                      # step-0 eval never written
+    assert file_rows[-1] == file_rows[-2]                                    # last row written twice
+    steps_in_file = [r["step"] for r in file_rows[:-1]]
+    assert steps_in_file != list(range(1, 21))                              # some rows carry the next step
+    # The rows are in step order, so their values are the log's, step for step:
+    assert [r["training_loss"] for r in file_rows[:-1]] == [rows[s]["training_loss"] for s in range(1, 21)]
+
+
+def test_parser_negative_controls():
+    rows = recorded()
+    del rows[7]["training_loss"]
+    with pytest.raises(metrics.IncompleteRun, match="training_loss missing at 1 training steps"):
+        metrics.curves(rows, total_steps=20, eval_every=10, lr=0.001)
+    with pytest.raises(metrics.IncompleteRun, match="eval steps"):
+        metrics.curves(recorded(), total_steps=20, eval_every=5, lr=0.001)
+    assert metrics.parse_log("I1202 x.py:1] [3] shape_thing = (3, 4)\nnot a metric line") == {}
+
+
+# ------------------------------------------------------------------------- live: big_vision's train.py
+def _short_run(data, out, env, seed=0):
+    cmd = [sys.executable, "-m", "reference.dynamics", "--data", str(data), "--out", str(out), "--seeds",
+           str(seed), "--total-steps", "4", "--eval-every", "2", "--no-verify-data", "--no-store", "--nice", "0"]
+    subprocess.run(cmd, check=True, cwd=REPO, env=env, timeout=900)
+    with np.load(out / "reference.npz") as z:
+        return {k: z[k] for k in z.files if k != "provenance"}
+
+
+@pytest.mark.live
+@pytest.mark.slow
+def test_live_short_seed_is_reproducible(tmp_path, big_vision_env):
+    from parity.dynamics import data
+    recipe = copy.deepcopy(load_recipe())
+    recipe["data"].update(train_per_class=8, val_per_class=2)
+    root = data.generate(tmp_path / "data", recipe, check=False)
+    a = _short_run(root, tmp_path / "a", big_vision_env)
+    b = _short_run(root, tmp_path / "b", big_vision_env)
+    assert a["train_loss"].shape == (1, 4) and list(a["eval_step"]) == [0, 2, 4]
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=f"{k} differs between two runs of seed 0")
+    c = _short_run(root, tmp_path / "c", big_vision_env, seed=1)
+    assert not np.array_equal(a["train_loss"], c["train_loss"])      # the seed matters
