@@ -17,6 +17,8 @@ eval transforms (Resize(256) + CenterCrop(224)).
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as TF
@@ -190,6 +192,83 @@ def jpeg_cases() -> dict[str, dict]:
     return cases
 
 
+# ---- many crop windows per JPEG encoding: big_vision's own decode_jpeg_and_inception_crop, boxes forced ----
+# The train op decodes only the window (decode_and_crop_jpeg): on chroma-subsampled files the window is the
+# image for chroma upsampling, so every window shape/offset class matters (iMCU-aligned left edge, a right
+# edge inside a chroma pair, the image's own edges, 1-pixel windows). A small image keeps 24 windows per
+# encoding at a few tens of KB; its odd size gives partial iMCUs at the right and bottom.
+WINDOW_SHAPE = (75, 117)
+WINDOW_PIPELINES = {"crop": "decode_jpeg_and_inception_crop",            # the raw window, no resize
+                    "train224": "decode_jpeg_and_inception_crop(224)"}    # + big_vision's resize(224)
+# train224 on the first windows of each file only (each 224x224 output costs ~160 KB): 2 on the subsampled
+# encodings whose edges the resize reads, 1 elsewhere
+WINDOWS_RESIZED = {"420": 2, "422": 2}
+N_WINDOWS, N_WINDOWS_TRUNCATED = 24, 16
+
+
+def _encode(img: np.ndarray, mode: str | None = None, **kw) -> bytes:
+    import io
+
+    from PIL import Image
+    buf = io.BytesIO()
+    im = Image.fromarray(img)
+    (im.convert(mode) if mode else im).save(buf, format="JPEG", quality=kw.pop("quality", 90), **kw)
+    return buf.getvalue()
+
+
+def window_files() -> dict[str, bytes]:
+    """The JPEG encodings big_vision's train op meets in ImageNet-like data (4:1:1 is absent: no encoder at
+    hand writes it)."""
+    img = photos.photo("chelsea", WINDOW_SHAPE)
+    return {"420": _encode(img, subsampling=2), "422": _encode(img, subsampling=1),
+            "444": _encode(img, quality=95, subsampling=0),
+            "progressive": _encode(img, subsampling=2, progressive=True),
+            "optimized": _encode(img, subsampling=2, optimize=True),
+            "restarts": _encode(img, subsampling=2, restart_marker_blocks=2),
+            "grey": _encode(img, "L"), "cmyk": _encode(img, "CMYK")}
+
+
+def truncated_files() -> dict[str, bytes]:
+    """Cut files: TF's verdict depends on the window (rows the window needs past the data fail; rows below
+    are skipped unread), a progressive file fails whatever the window, a missing EOI only fails windows
+    that reach the bottom row."""
+    f = window_files()
+    return {"420_cut50": f["420"][:len(f["420"]) // 2], "422_cut75": f["422"][:len(f["422"]) * 3 // 4],
+            "progressive_cut90": f["progressive"][:len(f["progressive"]) * 9 // 10],
+            "420_no_eoi": f["420"][:-2]}
+
+
+def window_boxes(h: int, w: int, n: int, seed: int) -> list[list[int]]:
+    """(top, left, height, width) windows: the first ones are those resized (an iMCU-aligned left edge, an
+    unaligned one, the whole image), then edge cases, then seeded random ones."""
+    rng = np.random.default_rng(seed)
+    boxes = [[5, 16, 50, 61], [3, 7, 60, 101], [0, 0, h, w],
+             [0, 0, 1, 1], [h - 1, w - 1, 1, 1], [0, 15, h, w - 15], [10, 32, 7, 1], [10, 33, 7, 2],
+             [20, w - 3, 30, 3], [0, 1, h, w - 2]]
+    while len(boxes) < n:
+        bh, bw = int(rng.integers(1, h + 1)), int(rng.integers(1, w + 1))
+        top, left = int(rng.integers(0, h - bh + 1)), int(rng.integers(0, w - bw + 1))
+        if rng.random() < 0.3:
+            left = (left // 16) * 16          # iMCU-aligned left edge (16 px for 4:2:0 / 4:2:2)
+        boxes.append([top, left, bh, bw])
+    return boxes[:n]
+
+
+def _window_requests() -> dict[str, dict[str, np.ndarray]]:
+    reqs = {}
+    h, w = WINDOW_SHAPE
+    for name, data in window_files().items():
+        spec = {"boxes": window_boxes(h, w, N_WINDOWS, seed=len(name)), "box_pipelines": WINDOW_PIPELINES,
+                "box_limit": {"train224": WINDOWS_RESIZED.get(name, 1)}}
+        reqs[f"windows_{name}"] = {"jpeg": np.frombuffer(data, np.uint8), "spec": encode_spec(spec)}
+    for name, data in truncated_files().items():
+        # windows spread over the rows, so both verdicts occur
+        spec = {"boxes": window_boxes(h, w, N_WINDOWS_TRUNCATED, seed=100 + len(name)),
+                "box_pipelines": {"crop": WINDOW_PIPELINES["crop"]}, "record_errors": True}
+        reqs[f"windows_{name}"] = {"jpeg": np.frombuffer(data, np.uint8), "spec": encode_spec(spec)}
+    return reqs
+
+
 def _jpeg_requests() -> dict[str, dict[str, np.ndarray]]:
     reqs = {}
     for name, c in jpeg_cases().items():
@@ -197,7 +276,7 @@ def _jpeg_requests() -> dict[str, dict[str, np.ndarray]]:
         spec = {"jpeg_pipelines": {k: JPEG_PIPELINES[k].format(size=size) for k in c["pipelines"]},
                 "box": list(c["box"]), "summarise": c["summarise"], "train_size": size}
         reqs[name] = {"jpeg": np.frombuffer(c["jpeg"], np.uint8), "spec": encode_spec(spec)}
-    return reqs
+    return {**reqs, **_window_requests()}
 
 
 _image_requests = make_requests
@@ -278,6 +357,79 @@ def _interior_diff(store, rel):
     return compute
 
 
+def window_decode(data: bytes, box, key: str) -> np.ndarray:
+    """Our train op on one forced box, as big_vision's ``decode_jpeg_and_inception_crop`` with that box:
+    key "crop" = the raw window (H, W, 3), "train224" = + resize(224). Raises where TF's op fails."""
+    from torch_impl.inception_crop import crop_and_resize
+    from torch_impl.pp import tf_jpeg
+    crop = torch.from_numpy(tf_jpeg.decode_and_crop(data, box)).permute(2, 0, 1)
+    if key == "train224":
+        crop = crop_and_resize(crop, (0, 0, crop.shape[1], crop.shape[2]), 224)
+    return grids.to_hwc(crop)
+
+
+def decode_then_slice(data: bytes, box, key: str) -> np.ndarray:
+    """Negative control: the whole file decoded (TF's fast DCT), then sliced (what we did before)."""
+    from torch_impl.inception_crop import crop_and_resize
+    full = P.decode_jpeg(data, precise=False)
+    return grids.to_hwc(crop_and_resize(full, box, 224 if key == "train224" else None))
+
+
+def window_diff(data, key: str, fn) -> tuple[float, str]:
+    """Max |diff| of ``fn(jpeg, box, key)`` against big_vision over every recorded window of one file; a
+    window where one side fails and the other does not (TF's "jpeg::Uncompress failed") counts as inf."""
+    spec = decode_spec(data["spec"])
+    jpeg = data["jpeg"].tobytes()
+    worst, detail, n, verdicts, failed = 0.0, "", 0, [], 0
+    for i, box in enumerate(spec["boxes"]):
+        if f"out_{key}__w{i}" not in data and f"error_{key}__w{i}" not in data:
+            continue
+        n += 1
+        tf_failed = f"error_{key}__w{i}" in data
+        failed += tf_failed
+        try:
+            ours = fn(jpeg, box, key)
+        except ValueError as e:     # tf_jpeg.JpegDecodeError / ImageDecodeError
+            if not tf_failed:
+                verdicts.append(f"{box}: we fail ({e}), big_vision decodes")
+            continue
+        if tf_failed:
+            verdicts.append(f"{box}: we decode, big_vision fails")
+            continue
+        v, d = max_abs_diff(ours, data[f"out_{key}__w{i}"])
+        if v > worst or not detail:
+            worst, detail = max(worst, v), f"window {box}: {d}"
+    if verdicts:
+        return math.inf, f"{len(verdicts)} of {n} windows with another verdict than big_vision: " + "; ".join(verdicts[:3])
+    if n == 0:
+        return math.inf, f"no recorded {key} windows"
+    return worst, f"{n} windows ({failed} rejected by big_vision and by us); worst {detail}"
+
+
+def _window_check(store, rel, key, fn=window_decode):
+    def compute():
+        return window_diff(store.load(rel), key, fn)
+    return compute
+
+
+def _window_checks(store, rel: str, name: str, data) -> list[Check]:
+    enc = name[len("windows_"):]
+    out = []
+    for key in WINDOW_PIPELINES:
+        if not any(k.startswith((f"out_{key}__", f"error_{key}__")) for k in data):
+            continue
+        out.append(Check(NAME, f"train_window_{key}[{enc}]", "max |diff| over windows", 0.0,
+                         _window_check(store, rel, key)))
+        # decode-then-slice: wrong window edges on chroma-subsampled files, and the whole file's verdict
+        # (a cut file fails everywhere) on the truncated ones
+        # (not on 4:4:4 / grey / CMYK, where the slice is exact, nor on the cut progressive file, which TF
+        # rejects whatever the window, as the whole-file decode does)
+        if enc not in ("444", "grey", "cmyk", "progressive_cut90"):
+            out.append(Check(NAME, f"train_window_{key}[{enc}]:decode_then_slice", "max |diff| over windows", 0.0,
+                             _window_check(store, rel, key, decode_then_slice), negative=True))
+    return out
+
+
 def checks(store, device: str = "cpu") -> list[Check]:
     """Every check: images (:func:`_image_checks`, ``device`` as there), then the negative controls and the
     JPEG-file checks."""
@@ -295,6 +447,9 @@ def checks(store, device: str = "cpu") -> list[Check]:
                                      x, list(P.resize_small_size(*x.shape[-2:], s)), antialias=True)),
                                  negative=True))
         if "jpeg" not in data:
+            continue
+        if name.startswith("windows_"):
+            out += _window_checks(store, rel, name, data)
             continue
         spec = decode_spec(data["spec"])
         for key in spec["jpeg_pipelines"]:

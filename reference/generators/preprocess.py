@@ -6,6 +6,11 @@ Two kinds of request:
   (top, left, h, w) + ``summarise`` (store row/column sums and a strided sample instead of the pixels, for
   big photos). With a ``box``, TF's random box sampler is replaced by one that returns that box, so
   big_vision's own ``decode_jpeg_and_inception_crop`` / ``inception_crop`` code runs on a known crop.
+  ``boxes`` [[top, left, h, w], ...] + ``box_pipelines`` {key: pp string}: each pipeline runs once per
+  forced box (the first ``box_limit[key]`` boxes only, if given), stored as ``out_<key>__w<i>`` (many crop
+  windows of one file in one fixture). With
+  ``record_errors``, a box on which TF's op fails (e.g. a truncated file) is stored as
+  ``error_<key>__w<i>`` = 1 instead: the accept/reject verdict is part of the behaviour to match.
 """
 from __future__ import annotations
 
@@ -61,4 +66,16 @@ def generate(name, request, bv):
                 out.update({f"out_{key}__{k}": v for k, v in summarise(img).items()})
             else:
                 out[f"out_{key}"] = img
+        limit = spec.get("box_limit", {})
+        for i, box in enumerate(spec.get("boxes", [])):
+            for key, pp in spec.get("box_pipelines", {}).items():
+                if i >= limit.get(key, len(spec["boxes"])):
+                    continue
+                with fixed_box(box):
+                    try:
+                        out[f"out_{key}__w{i}"] = run_pp(bv, pp, {"image": data})["image"]
+                    except Exception as e:  # noqa: BLE001 - tf.errors.InvalidArgumentError ("jpeg::Uncompress failed")
+                        if not spec.get("record_errors") or "InvalidArgument" not in type(e).__name__:
+                            raise
+                        out[f"error_{key}__w{i}"] = np.array(1, np.int8)
     return out
