@@ -4,6 +4,10 @@ Families build :class:`Check` objects lazily (the ``compute`` callable does the 
 check is cheap and pytest can parametrize over them. A *negative control* is a check run with a known-wrong
 implementation: it is expected to FAIL, and the harness reports it as ``REJECTED`` (good) or
 ``ACCEPTED`` (the check cannot tell right from wrong: a harness bug).
+
+An *internal-consistency* check (``internal=True``) compares two of our own code paths (e.g. the batched
+kernel against the single-image one that is itself checked against big_vision): it must pass, but it is
+reported and counted apart, never as parity with big_vision.
 """
 from __future__ import annotations
 
@@ -25,6 +29,12 @@ class CheckResult:
     negative: bool = False
     higher_is_better: bool = False
     detail: str = ""
+    internal: bool = False
+
+    @property
+    def kind(self) -> str:
+        """"parity" (ours vs big_vision), "control" (negative control) or "internal" (ours vs ours)."""
+        return "control" if self.negative else ("internal" if self.internal else "parity")
 
     @property
     def ok(self) -> bool:
@@ -44,13 +54,13 @@ class CheckResult:
 
     def describe(self) -> str:
         op = ">=" if self.higher_is_better else "<="
-        kind = "negative control " if self.negative else ""
+        kind = {"control": "negative control ", "internal": "internal consistency ", "parity": ""}[self.kind]
         text = f"{kind}{self.family}/{self.case}: {self.metric} = {self.value:.6g} (bar {op} {self.bar:g}) -> {self.verdict}"
         return text + (f"\n  {self.detail}" if self.detail else "")
 
     def as_dict(self) -> dict:
         d = dict(self.__dict__)
-        d["verdict"], d["ok"] = self.verdict, self.ok
+        d["verdict"], d["ok"], d["kind"] = self.verdict, self.ok, self.kind
         d["value"] = None if not math.isfinite(self.value) else self.value
         return d
 
@@ -65,13 +75,20 @@ class Check:
     higher_is_better: bool = False
     negative: bool = False
     slow: bool = False
+    internal: bool = False
 
     @property
     def id(self) -> str:
         return f"{self.family}/{self.case}"
 
     def run(self) -> CheckResult:
-        out = self.compute()
+        try:
+            out = self.compute()
+        except Exception as e:  # noqa: BLE001 - a check that cannot run is a failing row, not a crash
+            from parity.store import FixtureError
+            msg = str(e) if isinstance(e, FixtureError) else f"raised {type(e).__name__}: {e}"
+            return CheckResult(self.family, self.case, self.metric, math.nan, self.bar, False, self.negative,
+                               self.higher_is_better, msg, self.internal)
         value, detail = out if isinstance(out, tuple) else (out, "")
         value = float(value)
         if math.isnan(value):
@@ -79,7 +96,7 @@ class Check:
         else:
             passed = value >= self.bar if self.higher_is_better else value <= self.bar
         return CheckResult(self.family, self.case, self.metric, value, self.bar, passed, self.negative,
-                           self.higher_is_better, detail)
+                           self.higher_is_better, detail, self.internal)
 
 
 # ---- metrics shared by the families -------------------------------------------------------------

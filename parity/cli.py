@@ -1,8 +1,9 @@
 """The `parity` command line.
 
   parity check [--family F] [--fixtures DIR] [--live] [--report DIR]   exit 1 on any failure
-  parity fixtures generate [--family F] [--fixtures DIR]               needs BIG_VISION_DIR
+  parity fixtures generate [--family F] [--fixtures DIR] [--onednn off|on]   needs BIG_VISION_DIR
   parity fixtures verify [--fixtures DIR]
+  parity fixtures census [--family F] [--fixtures DIR]                 record what each family must produce
   parity grids --out DIR
   parity spectrum / train / bench                                      see `parity <cmd> --help`
 """
@@ -41,7 +42,7 @@ def _big_vision_or_exit():
 def cmd_check(args) -> int:
     from parity import families, report, runner
     from parity.preflight import check_torch_device, check_writable_dir
-    from parity.store import FixtureStore
+    from parity.store import FixtureError, FixtureStore
     # mistakes that would otherwise surface after minutes of checks (or lose the report) come first
     check_torch_device(args.device)
     if args.report:
@@ -55,14 +56,21 @@ def cmd_check(args) -> int:
         store = FixtureStore(tmp.name)
         for n in names:
             print(f"parity: generating {n} live with big_vision ...", file=sys.stderr)
-            generate_family(n, store)
+            generate_family(n, store, onednn=args.onednn)
+        _declare_live(store, FixtureStore(args.fixtures), names)
     else:
         store = FixtureStore(args.fixtures)
     if args.device != "cpu":
         on = [n for n in runner.device_families() if n in names]
         print(f"parity: running {', '.join(on) or 'no family'} on {args.device} (the other families run on the "
               "CPU)", file=sys.stderr)
-    results = runner.run_checks(runner.collect(store, names, device=args.device), progress=sys.stderr.isatty())
+    try:
+        checks = runner.collect(store, names, device=args.device)
+    except FixtureError as e:  # no readable manifest: an empty or moved store checks nothing
+        print(f"parity check: {e}", file=sys.stderr)
+        return 1
+    # a tqdm bar on a terminal; plain lines every 20 s in CI logs and pipes
+    results = runner.run_checks(checks, progress=True if sys.stderr.isatty() else "lines")
     print(report.table(results))
     print()
     print(report.summary(results))
@@ -78,14 +86,43 @@ def cmd_check(args) -> int:
     bad = [r for r in results if not r.ok]
     if bad:
         print("\nFAILED:\n" + report.failures(results), file=sys.stderr)
+    if not results:
+        print(f"parity check: no checks ran (fixtures {store.root}); nothing was tested", file=sys.stderr)
     if tmp is not None:
         tmp.cleanup()
-    return 1 if bad else 0
+    return 1 if bad or not results else 0
+
+
+def _declare_live(live, recorded, names) -> None:
+    """A live run must produce what the recorded store declares (so a family cannot shrink by being
+    regenerated); a family the recorded store does not declare is declared from the live files."""
+    from parity import runner
+    from parity.store import FixtureError
+    for n in names:
+        try:
+            decl = recorded.declared(n)
+        except FixtureError:
+            decl = None
+        if decl is None:
+            runner.declare(live, n)
+        else:
+            live.write_declared(n, checks=decl["checks"], controls=decl["controls"], internal=decl["internal"])
 
 
 def cmd_fixtures(args) -> int:
     from parity.store import FixtureError, FixtureStore
     store = FixtureStore(args.fixtures)
+    if args.action == "census":
+        from parity import runner
+        try:
+            for n in _families(args.family):
+                decl = runner.declare(store, n)
+                print(f"parity: {n}: declared {len(decl['checks'])} checks, {len(decl['controls'])} negative "
+                      f"controls, {len(decl['internal'])} internal-consistency checks in {store.manifest_path}")
+        except FixtureError as e:
+            print(f"parity fixtures census: {e}", file=sys.stderr)
+            return 1
+        return 0
     if args.action == "verify":
         try:
             problems = store.verify()
@@ -101,9 +138,14 @@ def cmd_fixtures(args) -> int:
         return 0
     _big_vision_or_exit()
     from parity.generate import generate_family
-    for n in _families(args.family):
-        written = generate_family(n, store)
+    from parity import runner
+    names = _families(args.family)
+    for n in names:
+        written = generate_family(n, store, onednn=args.onednn)
         print(f"parity: {n}: wrote {len(written)} file(s) into {store.root}")
+    for n in names:  # after all of them: a family may build checks from another's files (fast_paths)
+        decl = runner.declare(store, n)
+        print(f"parity: {n}: declared {sum(map(len, (decl['checks'], decl['controls'], decl['internal'])))} checks")
     return 0
 
 
@@ -124,11 +166,16 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--report", default=None, help="write results.json, report.md, report.html and figures here")
     c.add_argument("--device", default="cpu", help="run the device-capable families (fast_paths' batched ops, "
                    "vit_forward) on this torch device, e.g. cuda")
+    c.add_argument("--onednn", choices=("off", "on"), default="off", help="with --live: TensorFlow's oneDNN "
+                   "mode in the reference (default off; see docs/portability.md)")
     c.set_defaults(fn=cmd_check)
     f = sub.add_parser("fixtures", help="generate or verify the recorded fixtures")
-    f.add_argument("action", choices=["generate", "verify"])
+    f.add_argument("action", choices=["generate", "verify", "census"])
     f.add_argument("--family", action="append")
     f.add_argument("--fixtures", default=None)
+    f.add_argument("--onednn", choices=("off", "on"), default="off", help="generate: TensorFlow's oneDNN mode in "
+                   "the reference (default off, TF's Eigen kernels, the same on every x86-64 CPU; a family that "
+                   "pins its own mode keeps it; see docs/portability.md)")
     f.set_defaults(fn=cmd_fixtures)
     g = sub.add_parser("grids", help="write the calibration grids as PNGs")
     g.add_argument("--out", required=True)

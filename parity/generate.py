@@ -18,11 +18,18 @@ def _describe_inputs(arrays) -> dict:
     return args
 
 
-def generate_family(family: str, store: FixtureStore, *, environ=None) -> list[str]:
+def onednn_mode(family: str, requested: str | None = None) -> str:
+    """The oneDNN mode a family is generated with: the family's own ``ONEDNN`` if it pins one (the
+    oneDNN-arithmetic fixture set), else ``requested``, else "off" (TF's Eigen kernels, the same on every
+    x86-64 CPU)."""
+    return getattr(families.get(family), "ONEDNN", None) or requested or "off"
+
+
+def generate_family(family: str, store: FixtureStore, *, environ=None, onednn: str | None = None) -> list[str]:
     """Regenerate one family into ``store`` (files + manifest entries); returns the written paths."""
     mod = families.get(family)
     requests = mod.make_requests()
-    outputs, provenance = run_reference(family, requests, environ=environ)
+    outputs, provenance = run_reference(family, requests, environ=environ, onednn=onednn_mode(family, onednn))
     files = {}
     for name, req in requests.items():
         clash = set(req) & set(outputs[name])

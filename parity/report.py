@@ -14,7 +14,7 @@ COLUMNS = ("family", "case", "metric", "value", "bar", "verdict")
 def _row(r: CheckResult) -> tuple[str, ...]:
     op = ">=" if r.higher_is_better else "<="
     value = "nan" if math.isnan(r.value) else f"{r.value:.4g}"
-    case = r.case + (" (negative control)" if r.negative else "")
+    case = r.case + {"control": " (negative control)", "internal": " (internal consistency)", "parity": ""}[r.kind]
     return (r.family, case, r.metric, value, f"{op} {r.bar:g}", r.verdict)
 
 
@@ -27,11 +27,21 @@ def table(results: list[CheckResult]) -> str:
 
 
 def summary(results: list[CheckResult]) -> str:
-    pos = [r for r in results if not r.negative]
-    neg = [r for r in results if r.negative]
+    """Counts per kind, each out of everything declared (a check that could not run counts as a failure).
+    Internal-consistency checks (ours vs ours) are counted apart from parity with big_vision."""
+    pos = [r for r in results if r.kind == "parity"]
+    neg = [r for r in results if r.kind == "control"]
+    internal = [r for r in results if r.kind == "internal"]
     bad = [r for r in results if not r.ok]
-    return (f"{sum(r.ok for r in pos)}/{len(pos)} checks passed, {sum(r.ok for r in neg)}/{len(neg)} negative "
-            f"controls rejected, {len(bad)} problem(s)")
+    not_run = sum(math.isnan(r.value) for r in results)
+    text = (f"{sum(r.ok for r in pos)}/{len(pos)} parity checks passed, {sum(r.ok for r in neg)}/{len(neg)} "
+            f"negative controls rejected")
+    if internal:
+        text += f", {sum(r.ok for r in internal)}/{len(internal)} internal-consistency checks passed"
+    text += f", {len(bad)} problem(s)"
+    if not_run:
+        text += f" ({not_run} could not run)"
+    return text
 
 
 def failures(results: list[CheckResult]) -> str:

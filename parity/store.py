@@ -5,6 +5,11 @@ file's sha256 and size, its family, the generator arguments, the big_vision comm
 versions that produced it, and the date. Every read goes through :meth:`FixtureStore.load`, which checks
 the file against the manifest first, so a missing, truncated or altered fixture is a :class:`FixtureError`
 that names the file and the command regenerating it, never a numpy traceback.
+
+The manifest also *declares* what each family must produce (``"declared": {family: {"files": [...],
+"checks": [...], "controls": [...], "internal": [...]}}``), written when the family is generated (or by
+``parity fixtures census``). The runner fails every declared check that is not produced, so an empty store,
+a removed manifest entry, a damaged file or a skipped case is a counted failure, never a smaller total.
 """
 from __future__ import annotations
 
@@ -107,6 +112,10 @@ class FixtureStore:
                 f"{path}: manifest not found. The fixture store at {self.root} is empty or moved; "
                 f"restore it with `git checkout -- fixtures/` or regenerate every family with "
                 f"`BIG_VISION_DIR=/path/to/big_vision parity fixtures generate`.")
+        stat = path.stat()
+        key = (stat.st_mtime_ns, stat.st_size)
+        if getattr(self, "_manifest_cache", (None,))[0] == key:
+            return self._manifest_cache[1]
         try:
             data = json.loads(path.read_text())
         except json.JSONDecodeError as e:
@@ -115,11 +124,33 @@ class FixtureStore:
         if not isinstance(data, dict) or not isinstance(data.get("files"), dict):
             raise FixtureError(f"{path}: manifest lacks the 'files' table; restore it with "
                                f"`git checkout -- fixtures/manifest.json`.")
+        self._manifest_cache = (key, data)
         return data
 
     def entries(self, family: str | None = None) -> dict[str, dict]:
-        files = self.manifest()["files"] if self.manifest_path.exists() else {}
+        """Manifest entries (of one family); a missing or unreadable manifest is a FixtureError."""
+        files = self.manifest()["files"]
         return {p: e for p, e in sorted(files.items()) if family is None or e.get("family") == family}
+
+    def declared(self, family: str) -> dict | None:
+        """What ``family`` must produce (files, checks, controls, internal), or None if undeclared."""
+        d = self.manifest().get("declared", {}).get(family)
+        return None if d is None else {k: list(d.get(k, [])) for k in ("files", "checks", "controls", "internal")}
+
+    def damaged(self) -> dict[str, str]:
+        """{relpath: problem} for every manifest entry whose file is missing or altered."""
+        out = {}
+        for rel in self.entries():
+            try:
+                self.check_file(rel)
+            except FixtureError as e:
+                out[rel] = str(e)
+        return out
+
+    def without(self, excluded) -> FixtureStore:
+        """A view of this store that does not list ``excluded`` files (damaged ones): families then build
+        their checks from the healthy files, and the runner counts the rest as failures."""
+        return _FilteredStore(self.root, frozenset(excluded))
 
     def families(self) -> list[str]:
         return sorted({e["family"] for e in self.entries().values()})
@@ -155,15 +186,28 @@ class FixtureStore:
         return read_npz(self.root / relpath, what=regenerate_hint(entry["family"]) + ".")
 
     def verify(self) -> list[str]:
-        """Check every manifest entry; return one message per problem (empty list: all good)."""
+        """Check every manifest entry; return one message per problem (empty list: all good). A missing
+        manifest, an empty one, or a family whose declared files lack entries is a problem too."""
+        try:
+            entries = self.entries()
+        except FixtureError as e:
+            return [str(e)]
+        if not entries:
+            return [f"{self.manifest_path}: the manifest lists no fixtures (an empty store checks nothing); "
+                    f"restore it with `git checkout -- fixtures/` or run `parity fixtures generate`."]
         problems = []
-        for relpath in self.entries():
+        for family, decl in sorted(self.manifest().get("declared", {}).items()):
+            for rel in decl.get("files", []):
+                if rel not in entries:
+                    problems.append(f"{self.root / rel}: declared by family {family} but has no manifest entry; "
+                                    f"{regenerate_hint(family)}.")
+        for relpath in entries:
             try:
                 self.check_file(relpath)
             except FixtureError as e:
                 problems.append(str(e))
         if self.root.exists():
-            listed = set(self.entries())
+            listed = set(entries)
             for p in sorted(self.root.rglob("*.npz")):
                 rel = p.relative_to(self.root).as_posix()
                 if rel not in listed:
@@ -176,7 +220,8 @@ class FixtureStore:
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / (MANIFEST + ".lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            data = self.manifest() if self.manifest_path.exists() else {"schema": SCHEMA_VERSION, "files": {}}
+            data = (json.loads(json.dumps(self.manifest())) if self.manifest_path.exists()
+                    else {"schema": SCHEMA_VERSION, "files": {}})
             yield data
             tmp = self.manifest_path.with_suffix(".json.tmp")
             tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
@@ -207,7 +252,28 @@ class FixtureStore:
                     "big_vision_commit": provenance.get("big_vision_commit", "unknown"),
                     "big_vision_source_sha256": provenance.get("big_vision_source_sha256", "unknown"),
                     "versions": dict(provenance.get("versions", {})),
+                    # TF's oneDNN mode and the CPU the reference ran on (docs/portability.md)
+                    "onednn": dict(provenance.get("onednn", {"mode": "unknown"})),
+                    "cpu": dict(provenance.get("cpu", {"model": "unknown"})),
                     "date": date,
                 }
                 written.append(rel)
+            decl = data.setdefault("declared", {}).setdefault(family, {})
+            decl["files"] = sorted(written)
         return written
+
+    def write_declared(self, family: str, *, checks: list[str], controls: list[str], internal: list[str]) -> None:
+        """Record the check ids (case names) ``family`` must produce from its recorded files."""
+        with self._locked_manifest() as data:
+            decl = data.setdefault("declared", {}).setdefault(family, {})
+            decl.setdefault("files", sorted(p for p, e in data["files"].items() if e.get("family") == family))
+            decl.update(checks=sorted(checks), controls=sorted(controls), internal=sorted(internal))
+
+
+class _FilteredStore(FixtureStore):
+    def __init__(self, root, excluded: frozenset):
+        super().__init__(root)
+        self.excluded = excluded
+
+    def entries(self, family: str | None = None) -> dict[str, dict]:
+        return {p: e for p, e in super().entries(family).items() if p not in self.excluded}

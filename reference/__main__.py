@@ -2,6 +2,12 @@
 
 Runs in its own process (never beside torch). Reads each request ``<in>/<name>.npz``, runs big_vision's
 code on it, writes ``<out>/<name>.npz`` and ``<out>/provenance.json``.
+
+``--onednn off|on`` (default off) pins TensorFlow's oneDNN mode *before* TF is imported: TF turns oneDNN
+on by default on some x86-64 CPUs (AVX-512 VNNI/BF16, AMX; its log says "oneDNN custom operations are on")
+and off on others, and oneDNN's depthwise convolution (big_vision's Sharpness) rounds differently from
+TF's own (Eigen) kernel. Pinning makes a fixture depend on the recorded mode, not on the CPU; the mode,
+the CPU model and flags and the library versions go into provenance.json (and the manifest).
 """
 from __future__ import annotations
 
@@ -18,7 +24,16 @@ def _read(path: Path) -> dict:
         return {k: z[k] for k in z.files}
 
 
+def pin_onednn(mode: str) -> None:
+    """Set TF_ENABLE_ONEDNN_OPTS for this process; must run before tensorflow is imported."""
+    import os
+    if "tensorflow" in sys.modules:
+        raise RuntimeError("reference: tensorflow was imported before the oneDNN mode was pinned")
+    os.environ["TF_ENABLE_ONEDNN_OPTS"] = {"off": "0", "on": "1"}[mode]
+
+
 def cmd_generate(args) -> int:
+    pin_onednn(args.onednn)
     from reference import big_vision, generators
     try:
         bv = big_vision.load()
@@ -41,6 +56,7 @@ def cmd_generate(args) -> int:
 
 
 def cmd_info(args) -> int:
+    pin_onednn(args.onednn)
     from reference import big_vision
     try:
         bv = big_vision.load()
@@ -74,8 +90,11 @@ def main(argv=None) -> int:
     g.add_argument("--family", required=True)
     g.add_argument("--in", dest="inp", required=True)
     g.add_argument("--out", required=True)
+    g.add_argument("--onednn", choices=("off", "on"), default="off",
+                   help="TensorFlow's oneDNN mode (TF_ENABLE_ONEDNN_OPTS), pinned before TF loads (default off)")
     g.set_defaults(fn=cmd_generate)
     i = sub.add_parser("info", help="print where big_vision is and the versions in use")
+    i.add_argument("--onednn", choices=("off", "on"), default="off")
     i.set_defaults(fn=cmd_info)
     s = sub.add_parser("shim", help="run the tensorflow_addons.image shim on an image")
     s.add_argument("--in", dest="inp", required=True)

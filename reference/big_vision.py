@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import os
+import platform
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -71,6 +72,38 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def cpu_info(path: str = "/proc/cpuinfo") -> dict[str, str]:
+    """The CPU model and its feature flags (first processor of /proc/cpuinfo; "unknown" elsewhere): which
+    kernels TF and oneDNN pick (AVX2, AVX-512, VNNI, BF16, AMX) depends on them."""
+    info = {"model": "unknown", "flags": "unknown", "machine": platform.machine()}
+    try:
+        with open(path) as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name" and info["model"] == "unknown":
+                    info["model"] = value.strip()
+                elif key == "flags" and info["flags"] == "unknown":
+                    info["flags"] = " ".join(sorted(value.split()))
+                elif not line.strip() and info["flags"] != "unknown":
+                    break
+    except OSError:
+        pass
+    return info
+
+
+def onednn_state() -> dict:
+    """TF_ENABLE_ONEDNN_OPTS as pinned, and whether the loaded TF actually runs its oneDNN kernels."""
+    state = {"TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset")}
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+        state["enabled"] = bool(_pywrap_util_port.IsMklEnabled())
+    except (ImportError, AttributeError):  # a TF without the probe: record what was asked for
+        state["enabled"] = state["TF_ENABLE_ONEDNN_OPTS"] == "1"
+    state["mode"] = "on" if state["enabled"] else "off"
+    return state
+
+
 @dataclass
 class BigVision:
     """A handle on an importable big_vision checkout."""
@@ -86,7 +119,8 @@ class BigVision:
         if self._digest is None:
             self._digest = source_digest(self.root)
         return {"big_vision_commit": self.commit, "big_vision_source_sha256": self._digest,
-                "big_vision_dir": str(self.root), "versions": _versions()}
+                "big_vision_dir": str(self.root), "versions": _versions(), "onednn": onednn_state(),
+                "cpu": cpu_info()}
 
 
 def load(environ=os.environ) -> BigVision:

@@ -86,14 +86,102 @@ def test_regenerating_a_family_replaces_its_files(tiny):
     assert not (tiny.root / "fam/a.npz").exists()
 
 
-def test_a_broken_family_is_one_failing_check_not_a_crash(tmp_path):
+def _declared_ids(store, family):
+    d = store.declared(family)
+    return sorted(d["checks"] + d["controls"] + d["internal"])
+
+
+def _copy(tmp_path) -> FixtureStore:
     shutil.copytree(FixtureStore().root, tmp_path / "fx")
-    store = FixtureStore(tmp_path / "fx")
+    return FixtureStore(tmp_path / "fx")
+
+
+def test_a_damaged_file_fails_its_checks_and_keeps_the_total(tmp_path):
+    """A damaged fixture does not collapse its family into one row: the family still counts every declared
+    check, the damaged file's checks fail (could not run) and name the file and the fix."""
+    store = _copy(tmp_path)
+    declared = _declared_ids(store, "preprocess")
     victim = store.files("preprocess")[0]
     (store.root / victim).write_bytes(b"garbage")
-    results = run_checks(collect(store, ["preprocess"]), progress=False)
-    bad = [r for r in results if not r.ok]
-    assert bad and all("parity fixtures generate --family preprocess" in r.detail for r in bad)
+    checks = collect(store, ["preprocess"])
+    assert sorted(c.case for c in checks) == declared
+    not_run = [c for c in checks if c.metric == "could not run"]
+    assert 0 < len(not_run) < len(declared)
+    results = run_checks(not_run, progress=False)
+    assert all(not r.ok and r.verdict == "ERROR" for r in results)
+    assert all(victim in r.detail and "parity fixtures generate --family preprocess" in r.detail for r in results)
+
+
+def test_removed_manifest_entries_fail_instead_of_shrinking(tmp_path):
+    store = _copy(tmp_path)
+    declared = _declared_ids(store, "fast_paths")
+    data = json.loads(store.manifest_path.read_text())
+    gone = [p for p in data["files"] if p.startswith("fast_paths/")][:1]
+    for p in gone:
+        del data["files"][p]
+        (store.root / p).unlink()
+    store.manifest_path.write_text(json.dumps(data))
+    checks = collect(store, ["fast_paths"])
+    assert sorted(c.case for c in checks) == declared            # same total, not 51 -> 33
+    not_run = run_checks([c for c in checks if c.metric == "could not run"], progress=False)
+    assert not_run and all(not r.ok and gone[0] in r.detail for r in not_run)
+    assert any("declared by family fast_paths but has no manifest entry" in p for p in store.verify())
+
+
+def test_an_undeclared_or_empty_family_fails(tmp_path):
+    store = _copy(tmp_path)
+    data = json.loads(store.manifest_path.read_text())
+    del data["declared"]["vit_init"]
+    data["declared"]["optimizer"].update(checks=[], controls=[], internal=[])
+    store.manifest_path.write_text(json.dumps(data))
+    for fam, text in (("vit_init", "has no declared checks"), ("optimizer", "declares no checks")):
+        rows = [r for r in run_checks([c for c in collect(store, [fam]) if c.metric == "could not run"],
+                                      progress=False)]
+        assert len(rows) == 1 and not rows[0].ok and text in rows[0].detail
+
+
+def test_a_declared_check_the_code_does_not_build_fails(tmp_path):
+    """A skipped case (an optional dependency missing, a `continue` in a family) is a failing row."""
+    store = _copy(tmp_path)
+    data = json.loads(store.manifest_path.read_text())
+    data["declared"]["vit_init"]["checks"].append("S16_i1k:a_check_nobody_builds")
+    store.manifest_path.write_text(json.dumps(data))
+    rows = run_checks([c for c in collect(store, ["vit_init"]) if c.metric == "could not run"], progress=False)
+    assert [r.case for r in rows] == ["S16_i1k:a_check_nobody_builds"]
+    assert "not built by the family's code" in rows[0].detail and "parity fixtures census" in rows[0].detail
+
+
+def test_a_missing_or_empty_manifest_is_an_error(tmp_path):
+    with pytest.raises(FixtureError, match="manifest not found"):
+        collect(FixtureStore(tmp_path / "nothing"))
+    assert "manifest not found" in FixtureStore(tmp_path / "nothing").verify()[0]
+    empty = FixtureStore(tmp_path / "empty")
+    empty.root.mkdir()
+    empty.manifest_path.write_text(json.dumps({"schema": 1, "files": {}}))
+    assert "lists no fixtures" in empty.verify()[0]
+    rows = run_checks(collect(empty, ["vit_init"]), progress=False)
+    assert len(rows) == 1 and not rows[0].ok
+
+
+def test_the_declaration_is_recorded_and_matches_the_generator(tiny, store):
+    """write_family declares the files; every family's declared files are exactly the cases its generator
+    spec (make_requests) asks the reference for."""
+    assert tiny.declared("fam")["files"] == ["fam/a.npz", "fam/b.npz"]
+    from parity import families
+    for name in families.names():
+        decl = store.declared(name)
+        assert decl is not None, f"family {name} is not declared in the manifest"
+        assert decl["files"] == sorted(f"{name}/{case}.npz" for case in families.get(name).make_requests()), name
+        assert decl["checks"], f"family {name} declares no positive check"
+
+
+def test_progress_lines_when_not_a_terminal(capsys):
+    from parity.checks import Check
+    checks = [Check("fam", f"c{i}", "m", 1.0, lambda: 0.0) for i in range(3)]
+    results = run_checks(checks, progress="lines", interval=0.0)
+    assert all(r.ok for r in results)
+    err = capsys.readouterr().err
+    assert "parity: 3/3 checks run" in err and "0 problem(s) so far" in err
 
 
 def _parity(*args, env=None):
@@ -119,6 +207,11 @@ def test_cli_verify_and_check_exit_codes(tmp_path):
     failing = _parity("check", "--family", "preprocess", "--fixtures", str(tmp_path / "fx"))
     assert failing.returncode == 1 and "fixture file is missing" in failing.stderr
     assert "Traceback" not in failing.stderr
+
+
+def test_cli_check_on_an_empty_store_fails(tmp_path):
+    out = _parity("check", "--fixtures", str(tmp_path))
+    assert out.returncode == 1 and "manifest not found" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_cli_rejects_unknown_family():
