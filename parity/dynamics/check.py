@@ -1,0 +1,194 @@
+"""Run the dynamics check end to end: data, reference curves, torch runs (cached), statistics, report.
+
+Used by `parity dynamics check|report` and by the `dynamics` family of `parity check`.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from parity.dynamics import RecipeError, load_recipe, recipe_digest
+from parity.dynamics.compare import Comparison, compare
+from parity.dynamics.controls import CONTROLS
+from parity.dynamics.curves import Curves, CurvesError, reference_curves
+
+REFERENCE_FIXTURE = "dynamics/reference.npz"
+# The issue's bar: at least the augmentation and the init mistakes must be rejected. The others are run
+# and reported (detected or not) without being required.
+MUST_REJECT = ("tv_randaug", "rrc_crop", "torch_init")
+
+
+class DynamicsError(RuntimeError):
+    """Missing data, reference or runs; the message says which and the command that makes it."""
+
+
+def default_data_dir(recipe: dict) -> Path:
+    """Where the generated data set lives unless --data says otherwise: $PARITY_DYNAMICS_DATA, else a
+    per-spec folder under ~/.cache/vit-parity (generated on first use; ~50 MB)."""
+    env = os.environ.get("PARITY_DYNAMICS_DATA")
+    if env:
+        return Path(env)
+    from parity.dynamics.data import data_spec, spec_key
+    return Path.home() / ".cache" / "vit-parity" / f"dynamics-data-{spec_key(data_spec(recipe))}"
+
+
+def ensure_data(recipe: dict, data_dir: str | Path | None = None, *, generate: bool = True) -> Path:
+    """The data folder, generated if absent (and sha256-verified against the recorded digest)."""
+    from parity.dynamics import data as D
+    d = Path(data_dir) if data_dir else default_data_dir(recipe)
+    if not (d / D.DONE).exists():
+        if not generate:
+            raise DynamicsError(f"{d}: no generated data set there; run `parity dynamics data --out {d}`")
+        D.generate(d, recipe)
+    try:
+        D.verify(d, recipe)
+    except D.DataDigestError as e:
+        raise DynamicsError(str(e)) from None
+    return d
+
+
+def load_reference(path: str | Path | None = None, *, store_root: str | Path | None = None) -> Curves:
+    """The recorded big_vision curves: ``path`` (a reference.npz) or the fixture store's
+    dynamics/reference.npz (sha256-checked against the manifest). Missing/empty -> DynamicsError."""
+    from parity.store import FixtureError, FixtureStore, read_npz
+    try:
+        if path is not None:
+            arrays = read_npz(Path(path), what="Write it with `python -m reference.dynamics --out DIR`.")
+            where = str(path)
+        else:
+            store = FixtureStore(store_root)
+            arrays = store.load(REFERENCE_FIXTURE)
+            where = str(store.root / REFERENCE_FIXTURE)
+        return reference_curves(arrays, where=where)
+    except (FixtureError, CurvesError) as e:
+        raise DynamicsError(f"reference curves: {e}") from None
+
+
+@dataclass
+class CheckOutcome:
+    recipe: dict
+    reference: Curves
+    runs: dict[str, Curves] = field(default_factory=dict)
+    comparisons: dict[str, Comparison] = field(default_factory=dict)
+
+    def control_verdicts(self) -> dict[str, dict]:
+        out = {}
+        for name, c in self.comparisons.items():
+            if name == "correct":
+                continue
+            out[name] = {"rejected": not c.equivalent, "by": c.failed, "required": name in MUST_REJECT}
+        return out
+
+    @property
+    def ok(self) -> bool:
+        c = self.comparisons.get("correct")
+        good = c is not None and c.equivalent
+        return good and all(v["rejected"] for n, v in self.control_verdicts().items() if v["required"])
+
+    def as_dict(self) -> dict:
+        return {"recipe_sha256": recipe_digest(self.recipe), "ok": self.ok,
+                "reference": {"seeds": self.reference.k, "steps": self.reference.last_step,
+                              "provenance": self.reference.meta.get("provenance", {})},
+                "torch": {n: {"seeds": c.k, "steps": c.last_step, "seconds": c.meta.get("seconds"),
+                              "machine": c.meta.get("machine")} for n, c in self.runs.items()},
+                "comparisons": {n: c.as_dict() for n, c in self.comparisons.items()},
+                "controls": self.control_verdicts()}
+
+    def describe(self) -> str:
+        lines = [c.describe() for c in self.comparisons.values()]
+        ctl = self.control_verdicts()
+        if ctl:
+            lines.append("negative controls:")
+            for n, v in ctl.items():
+                lines.append(f"  {n}: {'REJECTED by ' + ', '.join(v['by']) if v['rejected'] else 'NOT detected'}"
+                             f"{' (required)' if v['required'] else ''}")
+        return "\n".join(lines)
+
+
+def run_check(*, recipe: dict | None = None, reference: Curves | None = None, data_dir=None, workdir,
+              variants=("correct",) + CONTROLS, k: int | None = None, steps: int | None = None,
+              control_k: int | None = None, control_steps: int | None = None, num_workers: int = 1,
+              train: bool = True, fresh: bool = False, echo=None, progress: bool = True) -> CheckOutcome:
+    """Torch runs of each variant (cached in ``workdir``; ``train=False``: cached runs only) compared with
+    the reference. ``k``/``steps``: seeds and updates of the correct recipe (default: the recipe's);
+    ``control_k``/``control_steps``: the same for the controls (default: k/steps)."""
+    from parity.dynamics.torch_side import run_torch
+    recipe = recipe or load_recipe()
+    if reference is None:
+        reference = load_reference()
+    prov = reference.meta.get("provenance", {})
+    if prov.get("recipe_sha256") and prov["recipe_sha256"] != recipe_digest(recipe):
+        raise DynamicsError(f"the reference curves were recorded for recipe {prov['recipe_sha256'][:12]}..., "
+                            f"this recipe is {recipe_digest(recipe)[:12]}...; regenerate the reference "
+                            "(`python -m reference.dynamics`) or pass the matching --recipe")
+    total = int(recipe["total_steps"])
+    k = int(k or recipe["seeds"])
+    steps = int(steps or total)
+    data = ensure_data(recipe, data_dir, generate=train)
+    n_val = int(recipe["data"]["classes"]) * int(recipe["data"]["val_per_class"])
+    out = CheckOutcome(recipe, reference)
+    for v in variants:
+        kv = k if v == "correct" else int(control_k or k)
+        sv = steps if v == "correct" else int(control_steps or steps)
+        if train:
+            curves = run_torch(recipe, data, workdir, range(kv), variant=v, steps=sv, num_workers=num_workers,
+                               fresh=fresh, echo=echo, progress=progress)
+        else:
+            curves = cached_curves(recipe, data, workdir, v, sv)
+        out.runs[v] = curves
+        out.comparisons[v] = compare(curves, reference, num_classes=int(recipe["data"]["classes"]),
+                                     total_steps=total, n_val=n_val,
+                                     early_steps=max(1, int(recipe["optimizer"]["warmup_steps"])))
+    return out
+
+
+def cached_curves(recipe: dict, data, workdir, variant: str, steps: int) -> Curves:
+    """The runs of ``variant`` with ``steps`` updates already in ``workdir`` (no training)."""
+    import numpy as np
+
+    from parity.dynamics.curves import stack_runs
+    from parity.dynamics.torch_side import _from_npz, run_key
+    runs = []
+    base = Path(workdir) / variant
+    for d in sorted(base.glob(f"seed_*_steps_{steps}")):
+        f = d / "run.npz"
+        if not f.exists():
+            continue
+        with np.load(f, allow_pickle=False) as z:
+            arrays = {n: z[n] for n in z.files}
+        seed = int(arrays["seed"])
+        if json.loads(str(arrays["key"][()])) != run_key(recipe, variant, seed, steps, Path(data)):
+            continue
+        runs.append(_from_npz(arrays))
+    if len(runs) < 2:
+        raise DynamicsError(f"{base}: {len(runs)} up-to-date cached run(s) of {variant} with {steps} steps; "
+                            f"run `parity dynamics run-torch --variant {variant} --steps {steps}` first")
+    runs.sort(key=lambda r: r["seed"])
+    return stack_runs(runs, framework="torch", variant=variant, meta={"recipe": recipe_digest(recipe)})
+
+
+def write_report(outcome: CheckOutcome, out_dir: str | Path) -> list[Path]:
+    """report.json, report.txt and one PNG overlay per variant into ``out_dir``."""
+    from parity.dynamics.plots import overlay
+    d = Path(out_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    paths = []
+    p = d / "dynamics_report.json"
+    p.write_text(json.dumps(outcome.as_dict(), indent=1, default=float) + "\n")
+    paths.append(p)
+    p = d / "dynamics_report.txt"
+    p.write_text(outcome.describe() + "\n")
+    paths.append(p)
+    for name, comp in outcome.comparisons.items():
+        paths.append(overlay(outcome.runs[name], outcome.reference, comp, d / f"dynamics_{name}.png",
+                             title=f"torch '{name}' vs big_vision train.py"))
+    return paths
+
+
+def recipe_or_error(path) -> dict:
+    try:
+        return load_recipe(path)
+    except RecipeError as e:
+        raise DynamicsError(str(e)) from None

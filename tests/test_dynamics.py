@@ -1,0 +1,155 @@
+"""Training-dynamics parity (issue 16): statistics, curve containers, the check's refusals, the family.
+
+The statistics are checked against their definitions by simulation (the error rates they promise), not
+against hand-typed numbers. The reduced family run trains the torch loop for a few steps (marked slow);
+the full check (8 seeds x the whole recipe, hours on 2 cores) runs only with PARITY_DYNAMICS_FULL=1.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import pytest
+
+from parity.dynamics import stats as S
+from parity.dynamics.compare import compare
+from parity.dynamics.curves import Curves, CurvesError, as_reference_arrays, reference_curves
+
+
+# ---------------------------------------------------------------------------------------------- TOST
+def test_tost_accepts_equal_distributions():
+    rng = np.random.default_rng(0)
+    ref, ours = rng.normal(0.5, 0.01, 40), rng.normal(0.5, 0.01, 40)
+    r = S.tost(ours, ref, S.margin_from_reference(ref), quantity="acc")
+    assert r.equivalent and r.ci_low > -r.margin and r.ci_high < r.margin, r.describe()
+    assert not r.detected_difference
+
+
+def test_tost_rejects_shifted_distribution():
+    rng = np.random.default_rng(1)
+    ref = rng.normal(0.5, 0.01, 8)
+    ours = rng.normal(0.5 + 0.04, 0.01, 8)          # 4 SDs away: outside the 2-SD margin
+    r = S.tost(ours, ref, S.margin_from_reference(ref), quantity="acc")
+    assert not r.equivalent and r.detected_difference, r.describe()
+    assert r.p_tost > S.ALPHA
+
+
+def test_tost_error_rates_by_simulation():
+    """At true difference = margin, TOST must declare equivalence at most ~alpha of the time (its promise);
+    at 0 difference with K = 8 vs 8 it passes about as often as equivalence_power says."""
+    rng = np.random.default_rng(2)
+    n, reps, margin = 8, 1000, 1.0
+    at_margin = sum(S.tost(rng.normal(margin, 1, n), rng.normal(0, 1, n), margin).equivalent for _ in range(reps))
+    assert at_margin / reps <= S.ALPHA + 0.02
+    margin = 2.0
+    at_zero = sum(S.tost(rng.normal(0, 1, n), rng.normal(0, 1, n), margin).equivalent for _ in range(reps))
+    predicted = S.equivalence_power(1.0, 1.0, n, n, margin)
+    assert abs(at_zero / reps - predicted) < 0.06, (at_zero / reps, predicted)
+
+
+def test_margin_formula_and_floor():
+    ref = np.array([0.50, 0.52, 0.49, 0.51])
+    assert S.margin_from_reference(ref) == pytest.approx(S.MARGIN_SDS * np.std(ref, ddof=1))
+    assert S.margin_from_reference(np.full(5, 0.5), floor=0.002) == 0.002
+    with pytest.raises(S.StatsError):
+        S.margin_from_reference([0.5])                   # one run has no spread
+    with pytest.raises(S.StatsError):
+        S.tost([1.0, 2.0], [1.0, np.nan], 1.0)
+
+
+def test_min_detectable_difference_has_its_power():
+    """A true difference of the MDE is detected by the two-sided Welch test ~80% of the time."""
+    rng = np.random.default_rng(3)
+    n, reps = 8, 1000
+    mde = S.min_detectable_difference(1.0, 1.0, n, n)
+    hits = sum(S.tost(rng.normal(mde, 1, n), rng.normal(0, 1, n), 1.0).p_diff < S.ALPHA for _ in range(reps))
+    assert 0.74 < hits / reps < 0.86, (mde, hits / reps)
+
+
+# ---------------------------------------------------------------------------------------------- bands
+def _curves(rng, k, steps=60, shift=0.0, framework="torch"):
+    s = np.arange(1, steps + 1)
+    base = 2.3 * np.exp(-s / 40.0)
+    loss = base + shift + rng.normal(0, 0.02, (k, steps)).cumsum(1) * 0.1 + rng.normal(0, 0.02, (k, steps))
+    loss[:, 0] = math.log(10)
+    gn = 1.0 + 0.1 * rng.standard_normal((k, steps))
+    lr = np.tile(np.minimum(s - 1, 30) / 30 * 1e-3, (k, 1))
+    ev = np.array([steps // 2, steps])
+    acc = 0.5 + shift + 0.01 * rng.standard_normal((k, 2))
+    return Curves(framework, "x", np.arange(k), s, loss, lr, ev, acc, 1 - acc, gn, 70 + 0.01 * rng.standard_normal((k, steps)))
+
+
+def test_bands_accept_same_and_reject_shifted():
+    rng = np.random.default_rng(4)
+    ref = _curves(rng, 8)
+    same = S.bands(_curves(rng, 8).train_loss, ref.train_loss, ref.steps, quantity="loss")
+    assert same.ok, same.describe()
+    shifted = S.bands(_curves(rng, 8, shift=0.1).train_loss, ref.train_loss, ref.steps, quantity="loss")
+    assert not shifted.ok and shifted.n_outside > shifted.allowed, shifted.describe()
+    with pytest.raises(S.StatsError):
+        S.bands(ref.train_loss[:1], ref.train_loss, ref.steps, quantity="loss")
+
+
+def test_bands_false_alarm_rate_is_low():
+    """Equal distributions (independent checkpoints): the band rule fails in well under 5% of repeats."""
+    rng = np.random.default_rng(5)
+    fails = sum(not S.bands(rng.normal(0, 1, (3, 30)), rng.normal(0, 1, (8, 30)), np.arange(30), quantity="x").ok
+                for _ in range(300))
+    assert fails / 300 < 0.05
+
+
+# ---------------------------------------------------------------------------------------------- compare
+def test_compare_equal_and_shifted_and_init_detection():
+    rng = np.random.default_rng(6)
+    ref = _curves(rng, 8, framework="big_vision")
+    good = compare(_curves(rng, 8), ref, num_classes=10, total_steps=60, n_val=500)
+    assert good.equivalent, good.describe()
+    assert good.full and {"final_accuracy_tost", "late_loss_tost"} <= {s.name for s in good.stats}
+    bad = _curves(rng, 8, shift=0.05)
+    bad.train_loss[:, 0] = 2.9                         # a head that is not zero-initialised
+    res = compare(bad, ref, num_classes=10, total_steps=60, n_val=500)
+    assert not res.equivalent and "initial_loss" in res.failed and "final_accuracy_tost" in res.failed
+
+
+def test_compare_reduced_mode_has_no_tost():
+    rng = np.random.default_rng(7)
+    ref = _curves(rng, 8, framework="big_vision")
+    res = compare(_curves(rng, 2).upto(12), ref, num_classes=10, total_steps=60)
+    assert not res.full and res.steps == 12
+    assert "final_accuracy_tost" not in {s.name for s in res.stats}
+    assert res.equivalent, res.describe()
+
+
+def test_empty_or_missing_reference_is_an_error():
+    rng = np.random.default_rng(8)
+    ours = _curves(rng, 3)
+    arrays = as_reference_arrays(_curves(rng, 8))
+    with pytest.raises(CurvesError, match="missing array"):
+        reference_curves({k: v for k, v in arrays.items() if k != "train_loss"})
+    empty = {k: (v[:0] if v.ndim == 2 else v) for k, v in arrays.items()}
+    empty["seeds"] = arrays["seeds"][:0]
+    with pytest.raises(CurvesError):
+        reference_curves(empty)
+    one = reference_curves({k: (v[:1] if v.ndim == 2 or k == "seeds" else v) for k, v in arrays.items()})
+    with pytest.raises(CurvesError, match="seed"):
+        compare(ours, one, num_classes=10, total_steps=60)
+
+
+def test_missing_fixture_is_an_error(tmp_path):
+    from parity.dynamics.check import DynamicsError, load_reference
+    with pytest.raises(DynamicsError, match="reference"):
+        load_reference(tmp_path / "nope.npz")
+    with pytest.raises(DynamicsError):
+        load_reference(store_root=tmp_path)              # a store without a manifest
+
+
+def test_recipe_translates_to_the_training_config():
+    from parity.dynamics import load_recipe
+    from parity.dynamics.torch_config import torch_config
+    r = load_recipe()
+    cfg = torch_config(r, 3)
+    assert cfg.seed == 3 and cfg.total_steps == r["total_steps"] and cfg.input.batch_size == r["batch_size"]
+    assert cfg.model.width == r["model"]["width"] and cfg.optax.mu_dtype == r["optimizer"]["mu_dtype"]
+    assert cfg.mixup.p == r["mixup"]["p"] and cfg.schedule.warmup_steps == r["optimizer"]["warmup_steps"]
+    assert cfg.input.pp.randaug_magnitude == r["pp"]["randaug_magnitude"] and cfg.log_training_steps == 1
