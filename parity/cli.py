@@ -5,7 +5,7 @@
   parity fixtures verify [--fixtures DIR]
   parity fixtures census [--family F] [--fixtures DIR]                 record what each family must produce
   parity grids --out DIR
-  parity spectrum / train / bench                                      see `parity <cmd> --help`
+  parity spectrum / train / bench / dynamics                           see `parity <cmd> --help`
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ EXTRA_COMMANDS = {
     "spectrum": ("parity.spectrum", "RandAugment pixel-value spectra: ours vs big_vision vs torchvision"),
     "train": ("parity.train_cli", "train a ViT (runs the fast parity gate first)"),
     "bench": ("parity.bench_cli", "throughput benchmarks (ratios against baselines measured in the same run)"),
+    "dynamics": ("parity.dynamics.cli", "training dynamics: torch loop vs big_vision's train.py, K seeds each"),
 }
 
 
