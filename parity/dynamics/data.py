@@ -9,12 +9,15 @@ Generated, not downloaded, so CI has it: ``generate(out_dir, recipe)`` writes
 the layout ``torch_impl`` reads (``folder_splits``: train/<class>/*, val/<class>/*) and that
 ``reference.dynamics`` turns into big_vision jsonl files. numpy + Pillow only (no torch/TF import).
 
-What makes an image of class c: 2-6 copies of class c's shape (disk, ring, triangle, square, star, cross,
-crescent, arrow, tee, hourglass), each with its own size (8-30% of the short side), rotation, colour and
-fill (solid, stripes or dots), over a smooth random-colour background with pixel noise and clutter
-strokes (lines and arcs that are none of the shapes). Several copies per image keep the class visible
-after big_vision's inception crop (down to 5% of the area) and randaug's absolute 100 px translate and
-40 px cutout at 128 px crops. Sizes are ImageNet-like: short side and aspect ratio vary per image.
+What makes an image of class c: 2-4 copies of class c's shape (disk, ring, triangle, square, star, cross,
+crescent, arrow, tee, hourglass) filled with class c's texture (stripes, dots, checker, grid, rings, waves,
+crosshatch, speckle, bricks, solid), each copy with its own size (radius 12-28% of the short side),
+rotation, texture orientation/period and two random colours, over a smooth random-colour background with
+pixel noise and clutter strokes (lines and arcs that are none of the shapes). The texture is visible
+inside single 16 px patches (so a small ViT learns within a few hundred steps), the shape needs several
+patches; colours carry no class information. Several copies per image keep the class visible after
+big_vision's inception crop (down to 5% of the area) and randaug's absolute 100 px translate and 40 px
+cutout. Sizes are ImageNet-like: short side and aspect ratio vary per image.
 
 Bytes are fixed: every pixel comes from a numpy PCG64 stream seeded per (seed, split, class, index) and
 Pillow's deterministic drawing; only the JPEG encoder (Pillow's libjpeg) could change them. The expected
@@ -41,6 +44,7 @@ from PIL import Image, ImageDraw
 CLASSES = ("disk", "ring", "triangle", "square", "star", "cross", "crescent", "arrow", "tee", "hourglass")
 DIGEST_FILE = Path(__file__).resolve().parents[2] / "fixtures" / "dynamics" / "data_digest.json"
 DONE = "DATA_DONE.json"
+GENERATOR_VERSION = 2   # bump whenever the drawing changes (it changes every byte)
 SUPERSAMPLE = 2      # draw at 2x, then Image.reduce(2) (an exact box filter): smooth edges, same bytes everywhere
 
 
@@ -62,7 +66,10 @@ def data_spec(recipe: dict) -> dict:
         raise ValueError(f"recipe data.generator={d.get('generator')!r}: only 'shapes10' can be generated")
     if int(d["classes"]) != len(CLASSES):
         raise ValueError(f"recipe data.classes={d['classes']}: the generator draws exactly {len(CLASSES)} classes")
-    return {k: d[k] for k in ("generator", "classes", "train_per_class", "val_per_class", "short_side",
+    if int(d.get("generator_version", 0)) != GENERATOR_VERSION:
+        raise ValueError(f"recipe data.generator_version={d.get('generator_version')!r}: this generator draws "
+                         f"version {GENERATOR_VERSION} (update the recipe, or check out the matching code)")
+    return {k: d[k] for k in ("generator", "generator_version", "classes", "train_per_class", "val_per_class", "short_side",
                               "aspect_ratio", "jpeg_quality", "seed")}
 
 
@@ -121,26 +128,50 @@ def _background(rng, w: int, h: int) -> Image.Image:
     return Image.fromarray(np.clip(bg + noise, 0, 255).astype(np.uint8))
 
 
-def _fill_pattern(rng, w: int, h: int, colour) -> Image.Image:
-    """The paint inside one object: solid, stripes (random angle/period) or dots, in two colours."""
-    kind = int(rng.integers(0, 3))
-    if kind == 0:
-        return Image.new("RGB", (w, h), colour)
+TEXTURES = ("stripes", "dots", "checker", "grid", "rings", "waves", "crosshatch", "speckle", "bricks", "solid")
+
+
+def _fill_pattern(rng, w: int, h: int, colour, kind: str) -> Image.Image:
+    """The paint inside one object: its class's texture (random orientation, period and second colour).
+    Class = shape AND texture: the texture is visible inside single 16 px patches, the shape needs several."""
     other = _colour(rng)
+    if kind == "solid":
+        return Image.new("RGB", (w, h), colour)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    period = float(rng.uniform(6, 20)) * SUPERSAMPLE
-    if kind == 1:
-        ang = float(rng.uniform(0, math.pi))
-        on = ((xx * math.cos(ang) + yy * math.sin(ang)) // (period / 2)) % 2 == 0
+    ang = float(rng.uniform(0, math.pi))
+    u = xx * math.cos(ang) + yy * math.sin(ang)
+    v = -xx * math.sin(ang) + yy * math.cos(ang)
+    period = float(rng.uniform(7, 14)) * SUPERSAMPLE
+    if kind == "stripes":
+        on = (u // (period / 2)) % 2 == 0
+    elif kind == "dots":
+        on = ((u % period - period / 2) ** 2 + (v % period - period / 2) ** 2) > (period / 3.2) ** 2
+    elif kind == "checker":
+        on = ((u // (period / 2)) + (v // (period / 2))) % 2 == 0
+    elif kind == "grid":
+        on = ((u % period) > period / 5) & ((v % period) > period / 5)
+    elif kind == "rings":
+        on = (np.hypot(xx - w / 2, yy - h / 2) // (period / 2)) % 2 == 0
+    elif kind == "waves":
+        on = ((u + period / 3 * np.sin(v * 2 * math.pi / (1.5 * period))) // (period / 2)) % 2 == 0
+    elif kind == "crosshatch":
+        on = ((u % period) > period / 4) & (((u + v) % period) > period / 4)
+    elif kind == "speckle":
+        cell = max(int(period / 4), 1)
+        small = rng.random((h // cell + 1, w // cell + 1)) < 0.5
+        on = np.repeat(np.repeat(small, cell, 0), cell, 1)[:h, :w]
+    elif kind == "bricks":
+        row = (v // (period / 2)).astype(np.int64)
+        on = (((u + (row % 2) * period / 2) % period) > period / 6) & ((v % (period / 2)) > period / 8)
     else:
-        on = ((xx % period - period / 2) ** 2 + (yy % period - period / 2) ** 2) > (period / 3.5) ** 2
+        raise ValueError(kind)
     arr = np.where(on[..., None], np.array(colour, np.uint8), np.array(other, np.uint8))
     return Image.fromarray(arr.astype(np.uint8))
 
 
 def _clutter(draw: ImageDraw.ImageDraw, rng, w: int, h: int) -> None:
     """Strokes that belong to no class: straight lines and open arcs of random colour and width."""
-    for _ in range(int(rng.integers(3, 10))):
+    for _ in range(int(rng.integers(2, 7))):
         width = int(rng.integers(1, 4)) * SUPERSAMPLE
         if rng.random() < 0.5:
             pts = [tuple(int(v) for v in (rng.integers(0, w), rng.integers(0, h))) for _ in range(2)]
@@ -163,15 +194,15 @@ def render(label: int, rng: np.random.Generator, spec: dict) -> Image.Image:
     img = _background(rng, W, H)
     draw = ImageDraw.Draw(img)
     _clutter(draw, rng, W, H)
-    for _ in range(int(rng.integers(2, 7))):
-        r = float(rng.uniform(0.08, 0.22)) * min(W, H)                      # radius: 16-44% of the short side
+    for _ in range(int(rng.integers(2, 5))):
+        r = float(rng.uniform(0.12, 0.28)) * min(W, H)                      # radius: 24-56% of the short side
         cx, cy = float(rng.uniform(r, W - r)), float(rng.uniform(r, H - r))
         ang = float(rng.uniform(0, 2 * math.pi))
         rot = np.array([[math.cos(ang), -math.sin(ang)], [math.sin(ang), math.cos(ang)]])
         colour = _colour(rng)
         x0, y0 = max(int(cx - r) - 1, 0), max(int(cy - r) - 1, 0)
         x1, y1 = min(int(cx + r) + 2, W), min(int(cy + r) + 2, H)
-        pattern = _fill_pattern(rng, x1 - x0, y1 - y0, colour)
+        pattern = _fill_pattern(rng, x1 - x0, y1 - y0, colour, TEXTURES[label])
         mask = Image.new("L", (x1 - x0, y1 - y0), 0)
         mdraw = ImageDraw.Draw(mask)
         parts = [(kind, [(float(x), float(y)) for x, y in (pts @ rot.T) * r + np.array([cx - x0, cy - y0])])
