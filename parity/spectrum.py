@@ -200,7 +200,7 @@ def torchvision_magnitude(magnitude: int) -> int:
 def ours(magnitude: int, *, contrast: str = "big_vision", fill=128) -> Callable:
     """Factory for torch_impl's RandAugment17 with big_vision's settings (num_ops=2)."""
     def make(generator):
-        from torch_impl.augment import RandAugment17
+        from torch_impl.pp.transforms import RandAugment17
         return RandAugment17(num_ops=2, magnitude=magnitude, fill=fill, contrast=contrast, generator=generator)
     return make
 
@@ -226,7 +226,7 @@ def prob_honoured(magnitude: int, *, num_ops: int = 2, fill=128) -> Callable:
     the probability (as AutoAugment policies do) leaves about half the layers as identity."""
     def make(generator):
         import torch
-        from torch_impl.augment import apply_op
+        from torch_impl.pp.randaug import apply_op
 
         def transform(image):
             h, w = image.shape[-2:]

@@ -1,4 +1,4 @@
-"""Unit tests for torch_impl.augment (the parity with big_vision itself is the `randaug_ops` family)."""
+"""Unit tests for torch_impl.pp.randaug and its v2 Transform (the parity with big_vision itself is the `randaug_ops` family)."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,8 +8,9 @@ import torch
 from torchvision import tv_tensors
 
 from parity import grids
-from torch_impl import augment as A
-from torch_impl.augment import OPS, SIGNED_OPS, RandAugment17, apply_op, randaugment
+from torch_impl.pp import randaug as A
+from torch_impl.pp.randaug import OPS, SIGNED_OPS, apply_op, randaugment
+from torch_impl.pp.transforms import RandAugment17
 
 
 @pytest.fixture(scope="module")
@@ -181,8 +182,9 @@ def test_tiny_images_do_not_crash():
 
 def test_public_api_names_of_the_design_are_importable_from_augment():
     # DESIGN.md lists sample_inception_box and InceptionCrop under torch_impl.augment.
-    from torch_impl import augment, inception_crop
-    assert augment.sample_inception_box is inception_crop.sample_inception_box
-    assert augment.InceptionCrop is inception_crop.InceptionCrop
+    from torch_impl import augment
+    from torch_impl.pp import crop, transforms
+    assert augment.sample_inception_box is crop.sample_inception_box
+    assert augment.InceptionCrop is transforms.InceptionCrop
     top, left, h, w = augment.sample_inception_box(375, 500, generator=torch.Generator().manual_seed(0))
     assert 0 <= top and 0 <= left and top + h <= 375 and left + w <= 500

@@ -1,4 +1,4 @@
-"""torch_impl.data: stratified split, step sampler, bad images (CPU, seconds)."""
+"""torch_impl.data (datasets, sampling, placement, loader): stratified split, step sampler, bad images (CPU, seconds)."""
 from __future__ import annotations
 
 import io

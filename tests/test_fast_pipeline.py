@@ -1,5 +1,5 @@
-"""The fast CPU pipeline and the batched augmentation equal the reference kernels (torch_impl.augment,
-torch_impl.preprocess), which the parity families check against big_vision. The fast_paths family
+"""The fast CPU pipeline and the batched augmentation equal the reference kernels (torch_impl.pp.randaug,
+torch_impl.pp.resize), which the parity families check against big_vision. The fast_paths family
 (tests/test_parity.py) checks the same code against big_vision's recorded outputs directly."""
 from __future__ import annotations
 
@@ -8,10 +8,13 @@ import pytest
 import torch
 
 from parity import photos
-from torch_impl import fast_pipeline as FP
-from torch_impl import preprocess as P
-from torch_impl.augment import OPS, apply_op, randaugment
-from torch_impl.batched_augment import (BatchedRandAugment17, batched_apply_op, batched_crop_resize,
+from torch_impl.pp import jpeg as J
+from torch_impl.pp import resize as R
+from torch_impl.pp import tf_math as T
+from torch_impl.pp.backends import numpy as FP
+from torch_impl.pp.pipelines import FastTrainPipeline
+from torch_impl.pp.randaug import OPS, apply_op, randaugment
+from torch_impl.pp.backends.batched import (BatchedRandAugment17, batched_apply_op, batched_crop_resize,
                                         batched_randaugment, sample_batch_params)
 
 LEVELS = (0, 1, 2.5, 5, 9, 10)
@@ -19,9 +22,9 @@ LEVELS = (0, 1, 2.5, 5, 9, 10)
 
 @pytest.fixture(params=["numba", "numpy"])
 def backend(request):
-    """Run a fast-path test with the compiled kernels (torch_impl.numba_kernels) and with the numpy fallback:
+    """Run a fast-path test with the compiled kernels (torch_impl.pp.backends.numba) and with the numpy fallback:
     both must give apply_op's bits."""
-    from torch_impl import numba_kernels as NK
+    from torch_impl.pp.backends import numba as NK
     prev = NK.set_enabled(request.param == "numba")   # raises, failing the test, if numba is missing
     yield request.param
     NK.set_enabled(prev)
@@ -54,7 +57,7 @@ def test_fast_apply_op_equals_apply_op(backend):
 
 def _value_images(g):
     """Images that contain every uint8 value in every channel (in different combinations), plus small and
-    low-contrast ones: the numpy kernels of torch_impl.fast_ops are checked on all 256 values."""
+    low-contrast ones: the numpy kernels of torch_impl.pp.backends.numpy are checked on all 256 values."""
     allv = torch.arange(256, dtype=torch.uint8)
     ramp = torch.stack([allv.view(16, 16), allv.flip(0).view(16, 16), allv.view(16, 16).t().contiguous()])
     return [torch.randint(0, 256, (3, 48, 56), generator=g, dtype=torch.uint8), ramp,
@@ -76,16 +79,17 @@ def test_fast_apply_op_all_values_and_levels_above_10(backend):
 
 
 def test_integer_identities_exhaustively(backend):
-    from torch_impl import augment as A
-    from torch_impl import fast_ops as O
+    from torch_impl.pp import tf_math as A
+    from torch_impl.pp import randaug as RA
+    from torch_impl.pp.backends import numpy as O
     x = torch.arange(256, dtype=torch.uint8).view(1, 1, 256).expand(3, 1, 256).contiguous()
     for thr in range(0, 300):
-        assert torch.equal(torch.from_numpy(O.solarize(x.numpy(), thr)), A._solarize(x, thr)), thr
+        assert torch.equal(torch.from_numpy(O.solarize(x.numpy(), thr)), RA._solarize(x, thr)), thr
     assert torch.equal(torch.from_numpy(O.invert(x.numpy())), 255 - x)
     for bits in range(0, 40):
-        assert torch.equal(torch.from_numpy(O.posterize(x.numpy(), bits)), A._posterize(x, bits)), bits
+        assert torch.equal(torch.from_numpy(O.posterize(x.numpy(), bits)), RA._posterize(x, bits)), bits
     for add in range(0, 400):
-        assert torch.equal(torch.from_numpy(O.solarize_add(x.numpy(), add)), A._solarize_add(x, add)), add
+        assert torch.equal(torch.from_numpy(O.solarize_add(x.numpy(), add)), RA._solarize_add(x, add)), add
     for f in (0.0, 0.1, 0.5, 1.0, 1.3, 1.9, 2.5, 5.0):
         assert torch.equal(torch.from_numpy(O.brightness(x.numpy(), f)), A._blend(torch.zeros_like(x), x, f)), f
         for d in (0, 1, 127, 196, 255):
@@ -97,13 +101,12 @@ def test_value_range_shortcut_on_every_value(backend):
     x = torch.arange(256, dtype=torch.uint8).view(1, 16, 16).expand(3, 16, 16)
     for img in (x, x.contiguous(), x[:, ::2]):
         got = FP.to_value_range(img)
-        assert got.dtype == torch.float32 and torch.equal(got, P.value_range(img, -1, 1))
-    assert torch.equal(FP.to_value_range(x, 0.0, 1.0), P.value_range(x, 0, 1))
+        assert got.dtype == torch.float32 and torch.equal(got, T.value_range(img, -1, 1))
+    assert torch.equal(FP.to_value_range(x, 0.0, 1.0), T.value_range(x, 0, 1))
 
 
 def test_single_box_sampler_equals_inception_crop_sampler():
-    from torch_impl.fast_ops import sample_inception_box1
-    from torch_impl.inception_crop import sample_inception_box
+    from torch_impl.pp.crop import sample_inception_box, sample_inception_box1
     for (H, W) in ((375, 500), (500, 375), (224, 224), (100, 2660), (10, 400), (1, 1), (2, 3), (1000, 33)):
         for area in ((0.05, 1.0), (0.5, 0.6), (1.0, 1.0), (0.9, 0.1)):
             g1, g2 = torch.Generator().manual_seed(H + W), torch.Generator().manual_seed(H + W)
@@ -157,9 +160,9 @@ def test_resize_and_flip_equal_preprocess_resize(backend):
     g = torch.Generator().manual_seed(3)
     for (h, w, oh, ow) in ((375, 500, 224, 224), (31, 17, 224, 224), (300, 451, 29, 41), (5, 5, 5, 5)):
         x = torch.randint(0, 256, (3, h, w), generator=g, dtype=torch.uint8)
-        ref = P.resize(x, (oh, ow))
-        assert torch.equal(FP.resize_bilinear_tf(x, (oh, ow)), ref)
-        assert torch.equal(FP.resize_bilinear_tf(x, (oh, ow), flip=True), ref.flip(-1))
+        ref = R.resize(x, (oh, ow))
+        assert torch.equal(R.resize_bilinear_tf(x, (oh, ow)), ref)
+        assert torch.equal(R.resize_bilinear_tf(x, (oh, ow), flip=True), ref.flip(-1))
         if oh == ow:
             assert torch.equal(FP._resize_hwc(x.permute(1, 2, 0).numpy(), oh, ow, True), ref.flip(-1))
 
@@ -175,7 +178,7 @@ def test_numpy_resize_equals_torch_resize_on_many_crops(backend):
         t, l = int(torch.randint(0, 501 - h, (1,), generator=g)), int(torch.randint(0, 521 - w, (1,), generator=g))
         for flip in (False, True):
             for size in ((224, 224), (29, 41)):
-                ref = FP.resize_bilinear_tf(img[:, t:t + h, l:l + w], size, flip=flip)
+                ref = R.resize_bilinear_tf(img[:, t:t + h, l:l + w], size, flip=flip)
                 got = FP._resize_hwc(hwc[t:t + h, l:l + w], *size, flip)
                 assert torch.equal(got, ref), (h, w, flip, size)
 
@@ -188,48 +191,48 @@ def test_batched_crop_resize_equals_single_image():
     out = batched_crop_resize(x, boxes, 33, flips=flips)
     for i in range(5):
         t, l, h, w = boxes[i].tolist()
-        assert torch.equal(out[i], FP.resize_bilinear_tf(x[i, :, t:t + h, l:l + w], 33, flip=bool(flips[i])))
+        assert torch.equal(out[i], R.resize_bilinear_tf(x[i, :, t:t + h, l:l + w], 33, flip=bool(flips[i])))
     with pytest.raises(ValueError, match="inside"):
         batched_crop_resize(x, boxes + 200, 33)
 
 
 def test_decode_stops_early_without_changing_pixels(jpegs):
     for name, data in jpegs.items():
-        full = P.decode_jpeg(data, precise=False)
-        assert tuple(full.shape[-2:]) == FP.jpeg_shape(data)
+        full = J.decode_jpeg(data, precise=False)
+        assert tuple(full.shape[-2:]) == J.jpeg_shape(data)
         for rows in (1, 2, 15, 16, 17, 100, 373, 375):
-            part = FP.decode_jpeg_fast(data, rows=rows)
+            part = J.decode_jpeg_fast(data, rows=rows)
             assert np.array_equal(part[:rows], full.permute(1, 2, 0).numpy()[:rows]), (name, rows)
 
 
 def test_crop_resize_flip_equals_reference_composition(jpegs, backend):
     data = jpegs["rocket"]
-    full = P.decode_jpeg(data, precise=False)
+    full = J.decode_jpeg(data, precise=False)
     for box in ((0, 0, 375, 500), (10, 20, 100, 200), (300, 450, 75, 50), (7, 3, 1, 1)):
         t, l, h, w = box
-        ref = P.resize(full[:, t:t + h, l:l + w], 224)
+        ref = R.resize(full[:, t:t + h, l:l + w], 224)
         assert torch.equal(FP.crop_resize_flip(data, box, 224), ref)
         assert torch.equal(FP.crop_resize_flip(data, box, 224, flip=True), ref.flip(-1))
     with pytest.raises(ValueError, match="does not fit"):
         FP.crop_resize_flip(data, (300, 450, 100, 100))
     with pytest.raises(ValueError, match="not a JPEG"):
-        FP.decode_crop_jpeg(b"\x89PNG....", (0, 0, 1, 1))
+        J.decode_crop_jpeg(b"\x89PNG....", (0, 0, 1, 1))
 
 
 def test_fast_train_pipeline_matches_reference_path(jpegs, backend):
-    from torch_impl.inception_crop import sample_inception_box
+    from torch_impl.pp.crop import sample_inception_box
     data = jpegs["chelsea"]
-    pipe = FP.FastTrainPipeline(224, generator=torch.Generator().manual_seed(5))
+    pipe = FastTrainPipeline(224, generator=torch.Generator().manual_seed(5))
     g = torch.Generator().manual_seed(5)
-    full = P.decode_jpeg(data, precise=False)
+    full = J.decode_jpeg(data, precise=False)
     for _ in range(4):
         ours = pipe(data)
         t, l, h, w = sample_inception_box(375, 500, generator=g)
         flip = bool(torch.randint(0, 2, (1,), generator=g))
-        x = P.resize(full[:, t:t + h, l:l + w], 224)
+        x = R.resize(full[:, t:t + h, l:l + w], 224)
         x = x.flip(-1) if flip else x
         x = randaugment(x, 2, 10, generator=g)
-        ref = P.value_range(x, -1, 1)
+        ref = T.value_range(x, -1, 1)
         assert ours.dtype == torch.float32 and ours.shape == (3, 224, 224)
         torch.testing.assert_close(ours, ref, rtol=0, atol=0)
 
@@ -252,16 +255,17 @@ def test_batched_paths_on_cuda_equal_cpu():
     # value_range on the device (runtime.device_value_range / device_augment) gives the CPU's floats for
     # every uint8 value: a true division, not torch's CUDA reciprocal multiply for a scalar divisor.
     v = torch.arange(256, dtype=torch.uint8).view(1, 1, 16, 16).expand(2, 3, 16, 16)
-    assert torch.equal(FP.to_value_range(v.cuda()).cpu(), P.value_range(v, -1, 1))
-    assert torch.equal(FP.to_value_range(v.cuda(), 0.0, 1.0).cpu(), P.value_range(v, 0, 1))
+    assert torch.equal(FP.to_value_range(v.cuda()).cpu(), T.value_range(v, -1, 1))
+    assert torch.equal(FP.to_value_range(v.cuda(), 0.0, 1.0).cpu(), T.value_range(v, 0, 1))
 
 
 def test_device_decode_path_draws_the_same_crops_as_the_fast_path():
     """runtime.device_decode ships (jpeg, box, flip) drawn exactly as the fast path draws them; decoded with
     torchvision's CPU decoder (libjpeg-turbo, accurate DCT) it equals the fast path with the accurate DCT."""
-    from torch_impl.batched_augment import decode_crop_resize
+    from torch_impl.pp.backends.batched import decode_crop_resize
     from torch_impl.config import PPConfig
-    from torch_impl.data import assemble_batch, collate_train, deferred_jpegs, train_transform
+    from torch_impl.data.loader import assemble_batch, collate_train, deferred_jpegs
+    from torch_impl.data.placement import train_transform
     pp = PPConfig(decode_precise=True, randaug_magnitude=10)
     exact = train_transform(pp, device_augment=True)              # uint8 crops, decoded in the worker
     deferred = train_transform(pp, device_decode=True)
@@ -289,6 +293,6 @@ def test_device_decode_path_draws_the_same_crops_as_the_fast_path():
     for mode in ("L", "CMYK"):
         buf = io.BytesIO()
         Image.new(mode, (50, 40)).save(buf, format="JPEG")
-        assert not FP.device_decodable(buf.getvalue())
+        assert not J.device_decodable(buf.getvalue())
         assert isinstance(deferred(buf.getvalue(), 0), torch.Tensor)
-    assert FP.device_decodable(jpegs[0]) and not FP.device_decodable(b"not a jpeg")
+    assert J.device_decodable(jpegs[0]) and not J.device_decodable(b"not a jpeg")

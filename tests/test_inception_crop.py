@@ -1,4 +1,4 @@
-"""Unit tests for torch_impl.inception_crop (the TF-parity of the box distribution is in the
+"""Unit tests for torch_impl.pp.crop (and its v2 Transform InceptionCrop) (the TF-parity of the box distribution is in the
 `inception_crop` parity family; these test the properties any user relies on)."""
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from torch_impl.inception_crop import (InceptionCrop, crop_and_resize, inception_crop, sample_inception_box,
+from torch_impl.pp.transforms import InceptionCrop
+from torch_impl.pp.crop import (crop_and_resize, inception_crop, sample_inception_box,
                                        sample_inception_boxes)
 
 SIZES = [(375, 500), (224, 224), (500, 120), (64, 1000), (33, 31), (1, 1), (2, 3), (1, 1000), (10, 400)]

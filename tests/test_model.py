@@ -1,4 +1,4 @@
-"""Unit tests for torch_impl.model / torch_impl.convert (the big_vision parity checks themselves are the
+"""Unit tests for torch_impl.model (vit, convert) (the big_vision parity checks themselves are the
 `vit_init` and `vit_forward` families, run by tests/test_parity.py)."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from torch_impl import convert as C
+from torch_impl.model import convert as C
 from torch_impl.model import POOL_TYPES, VARIANTS, ViT, decode_variant, num_params
 
 TINY = dict(variant="mu/8", width=32, depth=2, num_heads=2, mlp_dim=64, image_size=32)
@@ -332,7 +332,7 @@ def test_non_square_learned_posemb_is_not_mistaken_for_a_folded_cls(tmp_path):
 
 def test_big_vision_params_is_a_snapshot_not_a_view():
     # Regression: 1-D params (biases, LayerNorm) used to come back as views of the live tensors.
-    from torch_impl.convert import big_vision_params
+    from torch_impl.model.convert import big_vision_params
     model = ViT(3, variant="mu/8", width=32, depth=1, num_heads=2, mlp_dim=64, image_size=16)
     snap = big_vision_params(model)
     before = {k: v.copy() for k, v in snap.items()}

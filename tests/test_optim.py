@@ -1,4 +1,4 @@
-"""Unit tests of torch_impl.schedule / optim / mixup / loss / train (the parity family `optimizer` compares
+"""Unit tests of torch_impl.optim (schedule, adam, objective: mixup and loss, step) (the parity family `optimizer` compares
 them with big_vision; these test our own contracts: resume, dtypes, errors, conversions)."""
 from __future__ import annotations
 
@@ -8,13 +8,12 @@ import pytest
 import torch
 from torch import nn
 
-from torch_impl import schedule as S
-from torch_impl.loss import softmax_xent
-from torch_impl.mixup import mixup, sample_mixup_coefficient
 from torch_impl.model import ViT
-from torch_impl.optim import (BigVisionAdam, big_vision_names, build_optimizer, clip_by_global_norm,
-                              decayed_names, global_norm, wd_multipliers)
-from torch_impl.train import loss_and_grad, train_step
+from torch_impl.optim import schedule as S
+from torch_impl.optim.objective import mixup, sample_mixup_coefficient, softmax_xent
+from torch_impl.optim.adam import (BigVisionAdam, big_vision_names, build_optimizer, clip_by_global_norm,
+                                   decayed_names, global_norm, wd_multipliers)
+from torch_impl.optim.step import loss_and_grad, train_step
 
 SCHED = dict(warmup_steps=2, decay_type="cosine")
 

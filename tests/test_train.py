@@ -10,11 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
-from torch_impl import checkpoint as C
+from torch_impl.train import checkpoint as C
 from torch_impl.config import ConfigError, apply_overrides, get_config, validate
-from torch_impl.data import Splits, folder_splits, synthetic_splits
-from torch_impl.loop import TrainingDiverged, train
-from torch_impl.metrics import read_jsonl
+from torch_impl.data.datasets import Splits, folder_splits, synthetic_splits
+from torch_impl.train.loop import TrainingDiverged, train
+from torch_impl.train.metrics import read_jsonl
 
 COLOURS = [(220, 30, 30), (30, 200, 40), (40, 60, 220), (230, 220, 40)]
 
@@ -88,8 +88,8 @@ import os, signal, sys
 sys.path.insert(0, sys.argv[3])
 import torch
 from test_train import tiny_cfg, RESUME_OVERRIDES
-from torch_impl.data import Splits, folder_splits
-from torch_impl.loop import train
+from torch_impl.data.datasets import Splits, folder_splits
+from torch_impl.train.loop import train
 
 class KillAt(torch.utils.data.Dataset):   # SIGKILLs this process while it loads the batch of step 7
     def __init__(self, inner, at):
@@ -225,7 +225,7 @@ def test_device_decode_with_an_exact_decoder_equals_the_loader_path(folder, tmp_
     exact loader path, so only the decoder itself differs (nvjpeg on CUDA, torchvision's CPU decode here)."""
     import torchvision.io as tio
 
-    from torch_impl import fast_pipeline as FP
+    from torch_impl.pp import jpeg as FP
     base = {"total_steps": 4, "evals.val.log_steps": 0, "evals.minival.log_steps": 0,
             "input.pp.randaug_magnitude": 10, "runtime.device_augment": True}
     ref = train(tiny_cfg(**base), folder_splits(tiny_cfg(**base), folder), tmp_path / "r", echo=_quiet)
@@ -320,7 +320,7 @@ def test_nan_guard_stops_and_names_the_last_good_checkpoint(tmp_path):
 
 
 def test_total_steps_follow_big_vision_rounding():
-    from torch_impl.loop import resolve_total_steps
+    from torch_impl.train.loop import resolve_total_steps
     cfg = get_config("vit_s16_i1k")
     assert resolve_total_steps(cfg, 1_281_167) == 112_603      # train (100%)
     assert resolve_total_steps(cfg, 1_268_355) == 111_477      # train[:99%], what big_vision trains on

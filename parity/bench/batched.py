@@ -26,9 +26,10 @@ def main(args) -> int:
     import torch
 
     from parity import photos
-    from torch_impl.batched_augment import BatchedRandAugment17, batched_crop_resize
-    from torch_impl.fast_pipeline import fast_randaugment, resize_bilinear_tf
-    from torch_impl.inception_crop import sample_inception_boxes
+    from torch_impl.pp.backends.batched import BatchedRandAugment17, batched_crop_resize
+    from torch_impl.pp.backends.numpy import fast_randaugment
+    from torch_impl.pp.crop import sample_inception_boxes
+    from torch_impl.pp.resize import resize_bilinear_tf
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("bench batched: --device cuda needs a CUDA device (none found)")
     core = common.pin_to_core(args.core if args.core is not None else common.default_core())

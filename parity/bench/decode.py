@@ -3,10 +3,10 @@
 Why: on a 16-core H100 machine the CPU input pipeline, not the model, bounds end-to-end training
 (`parity bench e2e`, docs/performance.md), and decode is its largest stage. Decoding on the GPU would free
 the CPU, but nvjpeg is not libjpeg-turbo: this benchmark reports both its speed and how far its pixels are
-from big_vision's decode (TF's default fast-DCT libjpeg-turbo decode, which torch_impl.fast_pipeline
+from big_vision's decode (TF's default fast-DCT libjpeg-turbo decode, which torch_impl.pp.jpeg
 reproduces bit for bit: parity family fast_paths), so the trade is measured, not assumed.
 
-Contenders on the same JPEGs (scikit-image photos at 500x375, q90): torch_impl.fast_pipeline.decode_jpeg_fast
+Contenders on the same JPEGs (scikit-image photos at 500x375, q90): torch_impl.pp.jpeg.decode_jpeg_fast
 (one pinned core), torchvision.io.decode_jpeg on the CPU (PIL-like accurate DCT, one pinned core), and
 torchvision.io.decode_jpeg(device=...) on batches. Pixel differences are against decode_jpeg_fast.
 """
@@ -34,7 +34,7 @@ def main(args) -> int:
     from torchvision.io import ImageReadMode, decode_jpeg
 
     from parity import photos
-    from torch_impl.fast_pipeline import decode_jpeg_fast
+    from torch_impl.pp.jpeg import decode_jpeg_fast
     jpegs = list(photos.imagenet_like_jpegs().values())
     raw = [torch.frombuffer(bytearray(j), dtype=torch.uint8) for j in jpegs]
     ref = [torch.from_numpy(decode_jpeg_fast(j)).permute(2, 0, 1) for j in jpegs]

@@ -1,11 +1,11 @@
-"""(e) End to end: `parity train`'s loop (torch_impl.loop.train) on real JPEGs, against the model alone.
+"""(e) End to end: `parity train`'s loop (torch_impl.train.loop.train) on real JPEGs, against the model alone.
 
 Contenders, measured in the same run on the same device:
 * model only: the same ViT, batch, bf16 autocast, compile and optimizer (big_vision's) on a random batch
   that already lives on the device: the ceiling for the whole loop;
-* the training loop with RandAugment17 in the DataLoader workers (torch_impl.fast_pipeline per image);
+* the training loop with RandAugment17 in the DataLoader workers (torch_impl.pp.pipelines.FastTrainPipeline per image);
 * the training loop with RandAugment17 on the device (``runtime.device_augment``: the workers decode, crop,
-  resize and flip; torch_impl.batched_augment runs randaug + value_range on the batch);
+  resize and flip; torch_impl.pp.backends.batched runs randaug + value_range on the batch);
 * ``--augment split``: RandAugment17 for ``--device-fraction`` of the images on the device, the rest in the
   workers (``runtime.device_augment_fraction``), to balance a CPU-bound and a GPU-bound configuration;
 * each input pipeline alone (the DataLoader iterated without training), which shows whether the loop is
@@ -95,7 +95,7 @@ def _config(args, classes: int, augment: str, workers: int, total: int):
 
 def loop_rate(cfg, splits, workdir: Path, warmup: int, name: str) -> tuple[common.Series, dict]:
     """Run the training loop; img/s over the steps after ``warmup`` from its per-step metrics records."""
-    from torch_impl.loop import train
+    from torch_impl.train.loop import train
     r = train(cfg, splits, workdir, echo=lambda *a, **k: None)
     recs = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
     recs = [x for x in recs if x.get("split", "train") == "train" and "img_per_sec_window" in x]
@@ -117,10 +117,11 @@ def loop_rate(cfg, splits, workdir: Path, warmup: int, name: str) -> tuple[commo
 
 def loader_rate(cfg, splits, steps: int, warmup: int, name: str) -> common.Series:
     """The DataLoader alone (same workers, batch, transforms), batches per second as img/s."""
-    from torch_impl.data import StepSampler, make_loader
+    from torch_impl.data.loader import make_loader
+    from torch_impl.data.sampling import StepSampler
     B = cfg.input.batch_size
     sampler = StepSampler(splits.train_size, B, seed=cfg.seed)
-    from torch_impl.data import collate_train
+    from torch_impl.data.loader import collate_train
     it = iter(make_loader(splits.train, sampler, B, num_workers=cfg.input.num_workers, pin_memory=False,
                           collate_fn=collate_train if cfg.runtime.device_decode else None))
     for _ in range(warmup):
@@ -140,7 +141,7 @@ def main(args) -> int:
     import torch
 
     from parity.bench.model import flops_per_image, make_step, measure
-    from torch_impl.data import folder_splits
+    from torch_impl.data.datasets import folder_splits
     from torch_impl.model import ViT
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("bench e2e: --device cuda needs a CUDA device (none found)")
@@ -154,7 +155,7 @@ def main(args) -> int:
         classes = args.classes
         root = make_image_folder(Path(tmp.name) / "data", args.images, classes)
     if args.warmup is None:
-        from torch_impl.data import PREFETCH_FACTOR
+        from torch_impl.data.loader import PREFETCH_FACTOR
         args.warmup = workers * PREFETCH_FACTOR + 5
     total = args.warmup + args.steps
     series: dict[str, common.Series] = {}
@@ -163,7 +164,7 @@ def main(args) -> int:
         if dev.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         cfg = _config(args, classes, "loader", workers, total)
-        from torch_impl.loop import build_model
+        from torch_impl.train.loop import build_model
         model = build_model(cfg).to(dev)
         if dev.type == "cuda" and cfg.runtime.channels_last_stem:      # as the training loop does
             model.embedding.to(memory_format=torch.channels_last)

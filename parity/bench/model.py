@@ -46,7 +46,7 @@ def flops_per_image(model, image_size: int) -> float:
 def make_step(model, *, device, bf16: bool, compile: bool, optimizer: str, forward_only: bool = False):
     """A no-argument callable running one training step of ``model`` on a fixed random batch set by the
     returned ``set_batch(x, y)``: bf16 autocast forward, float32 softmax cross-entropy, backward, optimizer.
-    ``optimizer``: "big_vision" (torch_impl.optim.build_optimizer, what `parity train` runs), "adamw"
+    ``optimizer``: "big_vision" (torch_impl.optim.adam.build_optimizer, what `parity train` runs), "adamw"
     (torch.optim.AdamW, fused on CUDA: a speed reference) or "none"."""
     import torch
 

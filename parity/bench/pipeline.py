@@ -1,9 +1,9 @@
 """(a) The training input pipeline per CPU core: JPEG bytes -> float (3, 224, 224) batches.
 
 Contenders, same JPEGs (parity.photos.imagenet_like_jpegs: 500x375, quality 90), same core, same run:
-  fast (ours)            torch_impl.fast_pipeline.FastTrainPipeline: fast-DCT decode that stops below the
+  fast (ours)            torch_impl.pp.pipelines.FastTrainPipeline: fast-DCT decode that stops below the
                          crop, fused crop+resize+flip, RandAugment17 on uint8, value_range (numba kernels)
-  fast, numpy kernels    the same without numba (torch_impl.numba_kernels switched off; same bits)
+  fast, numpy kernels    the same without numba (torch_impl.pp.backends.numba switched off; same bits)
   reference path (ours)  decode_jpeg(precise=False) -> InceptionCrop(224) -> flip_lr -> RandAugment17 -> value_range
   torchvision v2         PIL decode -> v2.RandomResizedCrop(224) -> RandomHorizontalFlip -> v2.RandAugment(2, 9)
                          -> PILToTensor -> ToDtype(float32, scale) -> Normalize (the usual torchvision recipe)
@@ -60,13 +60,13 @@ def contenders(jpegs: list[bytes], randaug: bool, seed: int = 0) -> dict:
     from PIL import Image
     from torchvision.transforms import v2
 
-    from torch_impl import fast_pipeline as FP
+    from torch_impl.pp import pipelines as FP
     n = len(jpegs)
     out = {}
     fast = FP.FastTrainPipeline(224, randaug=(2, 10) if randaug else None,
                                 generator=torch.Generator().manual_seed(seed))
     out["fast (ours)"] = lambda i: fast(jpegs[i % n])
-    from torch_impl import numba_kernels as NK
+    from torch_impl.pp.backends import numba as NK
     if NK.enabled():
         # The same pipeline on the numpy kernels (same bits), to show what the compiled kernels buy.
         fast_np = FP.FastTrainPipeline(224, randaug=(2, 10) if randaug else None,
@@ -81,9 +81,10 @@ def contenders(jpegs: list[bytes], randaug: bool, seed: int = 0) -> dict:
         out["fast, numpy kernels"] = fast_numpy
 
     try:
-        from torch_impl.augment import RandAugment17
-        from torch_impl.inception_crop import InceptionCrop
-        from torch_impl.preprocess import decode_jpeg, flip_lr, value_range
+        from torch_impl.pp.geometry import flip_lr
+        from torch_impl.pp.jpeg import decode_jpeg
+        from torch_impl.pp.tf_math import value_range
+        from torch_impl.pp.transforms import InceptionCrop, RandAugment17
         g = torch.Generator().manual_seed(seed)
         crop = InceptionCrop(224, generator=g)
         ra = RandAugment17(2, 10, generator=g) if randaug else None

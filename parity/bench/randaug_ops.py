@@ -43,9 +43,9 @@ def main(args) -> int:
     import torch
 
     from parity import photos
-    from torch_impl.augment import OPS, apply_op
-    from torch_impl.batched_augment import batched_apply_op
-    from torch_impl.fast_pipeline import fast_apply_op
+    from torch_impl.pp.backends.batched import batched_apply_op
+    from torch_impl.pp.backends.numpy import fast_apply_op
+    from torch_impl.pp.randaug import OPS, apply_op
     core = common.pin_to_core(args.core if args.core is not None else common.default_core())
     img = torch.from_numpy(photos.photo("astronaut", (args.size, args.size))).permute(2, 0, 1).contiguous()
     batch = img.unsqueeze(0).repeat(args.batch, 1, 1, 1)

@@ -33,7 +33,7 @@ them when unused, eager PyTorch would not, so here they are opt-in). Activations
 big_vision's, so an intermediate compares to the reference without transposes.
 
 Initialisation (``reset_parameters(generator)``) draws from the same distributions as flax's ``model.init``
-(see torch_impl/init.py for where PyTorch's defaults differ).
+(see torch_impl/model/init.py for where PyTorch's defaults differ).
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from torch_impl import init as I
+from torch_impl.model import init as I
 
 LAYERNORM_EPS = 1e-6  # flax.linen.LayerNorm default
 

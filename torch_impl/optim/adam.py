@@ -28,7 +28,7 @@ is rounded to bf16 (round-to-nearest-even) only when stored. This class reproduc
 torch's Adam/AdamW cannot keep a bf16 moment next to fp32 parameters, hence a custom Optimizer.
 
 The schedule multiplier is read from the param group: ``group["lr"] / group["base_lr"]``; any torch LR
-scheduler (normally :func:`torch_impl.schedule.lr_scheduler`, a LambdaLR) drives it, and weight decay
+scheduler (normally :func:`torch_impl.optim.schedule.lr_scheduler`, a LambdaLR) drives it, and weight decay
 follows the same multiplier as in big_vision.
 """
 from __future__ import annotations
@@ -40,7 +40,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from torch_impl import schedule as S
+from torch_impl.model.convert import big_vision_tensors
+from torch_impl.model.vit import ViT
+from torch_impl.optim import schedule as S
 
 DEFAULT_WD_MULTS: tuple[tuple[str, float], ...] = ((".*/kernel$", 1.0),)  # big_vision's default
 MU_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, None: torch.float32,
@@ -90,20 +92,15 @@ def generic_big_vision_name(torch_name: str, module: nn.Module | None = None) ->
 def big_vision_names(model: nn.Module) -> dict[str, str]:
     """torch parameter name -> big_vision parameter name.
 
-    For :class:`torch_impl.model.ViT` the names come from :mod:`torch_impl.convert` (the same table that
+    For :class:`torch_impl.model.ViT` the names come from :mod:`torch_impl.model.convert` (the same table that
     loads big_vision checkpoints); for any other module a generic flax-like name is derived.
     """
-    try:
-        from torch_impl import convert
-        from torch_impl.model import ViT
-    except ImportError:  # pragma: no cover - model/convert are part of the package
-        ViT = None
-    if ViT is not None and isinstance(model, ViT):
-        by_id = {id(t): name for name, t in convert.big_vision_tensors(model).items()}
+    if isinstance(model, ViT):
+        by_id = {id(t): name for name, t in big_vision_tensors(model).items()}
         out = {}
         for tname, p in model.named_parameters():
             if id(p) not in by_id:
-                raise ValueError(f"parameter {tname} has no big_vision name in torch_impl.convert")
+                raise ValueError(f"parameter {tname} has no big_vision name in torch_impl.model.convert")
             out[tname] = by_id[id(p)]
         return out
     modules = dict(model.named_modules())
@@ -427,7 +424,7 @@ def build_optimizer(model: nn.Module, *, lr: float, wd: float, total_steps: int,
     if not isinstance(wd, (int, float)) or wd < 0:
         raise ValueError(f"wd must be a number >= 0 (big_vision's config.wd), got {wd!r}")
     if not isinstance(total_steps, int) or total_steps < 0:
-        raise ValueError(f"total_steps must be a non-negative int (see torch_impl.schedule.big_vision_steps), "
+        raise ValueError(f"total_steps must be a non-negative int (see torch_impl.optim.schedule.big_vision_steps), "
                          f"got {total_steps!r}")
     groups = param_groups(model, wd=wd, wd_mults=wd_mults, names=names)
     opt = BigVisionAdam(groups, lr=lr, b1=b1, b2=b2, eps=eps, grad_clip_norm=grad_clip_norm, mu_dtype=mu_dtype,

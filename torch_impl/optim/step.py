@@ -9,9 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from torch_impl.loss import softmax_xent
-from torch_impl.mixup import mixup
-from torch_impl.optim import BigVisionAdam, clip_by_global_norm
+from torch_impl.optim.adam import BigVisionAdam, clip_by_global_norm
+from torch_impl.optim.objective import mixup, softmax_xent
 
 
 def _logits(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
@@ -55,7 +54,7 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, lr_scheduler,
     """One big_vision update; returns the training loss (before the update) as a float.
 
     ``images`` (N, 3, H, W) float, ``labels`` (N, classes) one-hot float. ``mixup_a``: the mixup
-    coefficient for this step (see torch_impl.mixup.sample_mixup_coefficient), None for no mixup.
+    coefficient for this step (see torch_impl.optim.objective.sample_mixup_coefficient), None for no mixup.
     ``grad_clip_norm``: clip here (optax semantics) for an optimizer that does not clip itself;
     :class:`BigVisionAdam` built with ``grad_clip_norm`` already clips, and giving it twice is an error.
     """

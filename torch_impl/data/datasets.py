@@ -1,0 +1,267 @@
+"""Training and evaluation data: ImageFolder trees, tfds exports, synthetic images.
+
+* Layout: ``root/train/<class>/<file>`` and ``root/val/<class>/<file>`` (torchvision's ImageFolder layout;
+  ``python -m reference.tfds_export`` writes tfds ``imagenet2012`` in this layout, in its own process, so
+  the torch process never imports TensorFlow).
+* Split: train[:P%] / minival by :func:`torch_impl.data.sampling.stratified_split` (every class, seeded hash).
+* Augmentation randomness: every item reseeds its pipeline's torch.Generator from the sample seed the
+  sampler yields (``torch_impl.data.sampling``).
+* Bad files: grayscale, CMYK, palette and PNG-in-.JPEG files are converted to RGB; a file that cannot be
+  decoded at all is skipped (the next file of the stream is used instead) with a logged warning, and the
+  batch carries a counter so the loop can report how many were skipped.
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from torch_impl.data.placement import Pipeline, eval_transform, train_transform_for
+from torch_impl.data.sampling import stratified_split
+from torch_impl.data.tfds import ensure_export
+from torch_impl.pp.jpeg import decode_jpeg
+
+log = logging.getLogger("torch_impl.data")
+
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
+
+
+# ---------------------------------------------------------------------------- listing + split
+@dataclass
+class FileList:
+    root: Path
+    rel_paths: list[str]          # relative to root, '/'-separated
+    labels: list[int]
+    classes: list[str]
+
+    def __len__(self):
+        return len(self.rel_paths)
+
+
+def list_image_folder(root: str | os.PathLike, classes: Sequence[str] | None = None) -> FileList:
+    """List ``root/<class>/<file>``; classes are the sorted sub-folder names (torchvision's convention,
+    which for ImageNet equals tfds' label order: sorted WordNet ids)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder; expected the ImageFolder layout root/<class>/<image>")
+    if classes is None:
+        classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not classes:
+        raise FileNotFoundError(f"{root}: no class sub-folders; expected root/<class>/<image>")
+    rel, labels = [], []
+    for ci, c in enumerate(classes):
+        cdir = root / c
+        if not cdir.is_dir():
+            continue
+        for dirpath, _, files in os.walk(cdir):
+            for f in sorted(files):
+                if f.lower().endswith(IMAGE_EXTENSIONS):
+                    rel.append(Path(dirpath, f).relative_to(root).as_posix())
+                    labels.append(ci)
+    if not rel:
+        raise FileNotFoundError(f"{root}: no images with extensions {', '.join(IMAGE_EXTENSIONS)}")
+    order = sorted(range(len(rel)), key=lambda i: rel[i])   # canonical order, independent of os.walk
+    return FileList(root, [rel[i] for i in order], [labels[i] for i in order], list(classes))
+
+
+# ---------------------------------------------------------------------------- decoding
+def load_rgb(path: str | os.PathLike, *, precise: bool = False) -> torch.Tensor:
+    """Decode a file to uint8 RGB (3, H, W). JPEGs go through torch_impl.pp.jpeg.decode_jpeg (the
+    big_vision decode); anything it refuses (CMYK, grayscale, PNG named .JPEG, ...) goes through PIL and
+    ``convert("RGB")``. Raises ``OSError``/``ValueError`` naming the file when nothing can decode it."""
+    data = Path(path).read_bytes()
+    if data[:3] == b"\xff\xd8\xff":
+        try:
+            img = decode_jpeg(data, precise=precise, path=path)
+            if img.ndim == 3 and img.shape[0] == 3 and img.dtype == torch.uint8:
+                return img
+        except Exception:   # noqa: BLE001 - fall back to PIL below, which raises a clear error if needed
+            pass
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            rgb = np.asarray(im.convert("RGB"))
+    except Exception as e:  # noqa: BLE001
+        raise OSError(f"{path}: cannot decode image ({type(e).__name__}: {e})") from e
+    return torch.from_numpy(rgb.copy()).permute(2, 0, 1).contiguous()
+
+
+# ---------------------------------------------------------------------------- datasets
+class ImageFiles(Dataset):
+    """Items of a FileList (optionally a subset of indices). ``__getitem__`` takes ``(index, sample_seed)``
+    as yielded by the samplers below and returns ``{"image", "label", "bad"}``; ``bad`` counts the
+    undecodable files skipped to produce this item."""
+
+    def __init__(self, files: FileList, indices: Sequence[int] | None = None,
+                 transform: Pipeline | None = None, *,
+                 decode_precise: bool = False, max_skips: int = 50):
+        self.files = files
+        self.indices = np.arange(len(files)) if indices is None else np.asarray(indices)
+        self.transform = transform
+        self.decode_precise = decode_precise
+        self.max_skips = max_skips
+
+    def __len__(self):
+        return len(self.indices)
+
+    def path(self, i: int) -> Path:
+        return self.files.root / self.files.rel_paths[int(self.indices[i])]
+
+    def label(self, i: int) -> int:
+        return self.files.labels[int(self.indices[i])]
+
+    def _item(self, i: int, seed: int) -> torch.Tensor:
+        path = self.path(i)
+        data = path.read_bytes()
+        if self.transform is None:
+            return load_rgb(path, precise=self.decode_precise)
+        if data[:3] == b"\xff\xd8\xff":
+            try:
+                return self.transform(data, seed)
+            except Exception:  # noqa: BLE001 - CMYK, grayscale, truncated...: decode through PIL below
+                pass
+        return self.transform(load_rgb(path, precise=self.decode_precise), seed)
+
+    def __getitem__(self, item):
+        i, seed = item if isinstance(item, tuple) else (item, int(item))
+        bad = 0
+        for attempt in range(self.max_skips + 1):
+            k = (i + attempt) % len(self)
+            try:
+                img = self._item(k, seed)
+                break
+            except Exception as e:  # noqa: BLE001 - never let one file end the run
+                bad += 1
+                log.warning("skipping unreadable image %s (%s: %s); using the next one instead", self.path(k),
+                            type(e).__name__, e)
+        else:
+            raise RuntimeError(f"{self.max_skips + 1} unreadable images in a row starting at {self.path(i)}: "
+                               "is the data corrupt?")
+        return _with_split_flag({"image": img, "label": self.label(k), "bad": bad}, self.transform, seed)
+
+
+class SyntheticImages(Dataset):
+    """Deterministic learnable images: class ``c`` is a fixed random low-frequency colour pattern, every
+    item adds its own noise and brightness. Item ``i`` is a function of ``(seed, i)`` only."""
+
+    def __init__(self, n: int, num_classes: int, size: int, *, seed: int = 0, offset: int = 0,
+                 transform: Pipeline | None = None):
+        self.n, self.num_classes, self.size, self.seed, self.offset = n, num_classes, size, seed, offset
+        self.transform = transform
+        g = np.random.default_rng([seed, 12345])
+        coarse = g.uniform(0, 255, size=(num_classes, 3, 4, 4)).astype(np.float32)
+        t = torch.nn.functional.interpolate(torch.from_numpy(coarse), size=(size, size), mode="bilinear",
+                                            align_corners=False)
+        self.templates = t.numpy()
+
+    def __len__(self):
+        return self.n
+
+    def label(self, i: int) -> int:
+        return (i + self.offset) % self.num_classes
+
+    def raw(self, i: int) -> torch.Tensor:
+        c = self.label(i)
+        g = np.random.default_rng([self.seed, 777, i + self.offset])
+        img = self.templates[c] * g.uniform(0.7, 1.1) + g.normal(0, 25, size=self.templates[c].shape)
+        return torch.from_numpy(np.clip(np.rint(img), 0, 255).astype(np.uint8))
+
+    def __getitem__(self, item):
+        i, seed = item if isinstance(item, tuple) else (item, int(item))
+        img = self.raw(i)
+        item = {"image": img if self.transform is None else self.transform(img, seed), "label": self.label(i), "bad": 0}
+        return _with_split_flag(item, self.transform, seed)
+
+
+def _with_split_flag(item: dict, transform, seed: int) -> dict:
+    # runtime.device_augment_fraction: mark the samples whose RandAugment the training loop still has to run.
+    if getattr(transform, "splits_augment", False):
+        item["augment_on_device"] = transform.on_device(seed)
+    return item
+
+
+# ---------------------------------------------------------------------------- sources
+@dataclass
+class Splits:
+    """The datasets of one run: ``train`` (the training part), ``minival`` (held-out part of train, or
+    None at 100%), ``val`` (or None). ``train_size`` feeds big_vision's epochs -> steps rounding."""
+    train: Dataset
+    minival: Dataset | None
+    val: Dataset | None
+    num_classes: int
+    description: str
+
+    @property
+    def train_size(self) -> int:
+        return len(self.train)
+
+
+def synthetic_splits(cfg, *, n_train: int = 20_000, n_val: int = 500, seed: int = 0) -> Splits:
+    pp = cfg.input.pp
+    size = max(pp.eval_resize_small, pp.crop_size) + 8
+    frac = cfg.train_fraction()
+    n_hold = n_train - int(round(n_train * frac))
+    # Labels cycle through the classes, so any contiguous block is stratified.
+    train = SyntheticImages(n_train - n_hold, cfg.num_classes, size, seed=seed,
+                            transform=train_transform_for(cfg))
+    minival = SyntheticImages(n_hold, cfg.num_classes, size, seed=seed, offset=n_train - n_hold,
+                              transform=eval_transform(pp)) if n_hold else None
+    # val items use indices past the training range (never seen in training)
+    val = SyntheticImages(n_val, cfg.num_classes, size, seed=seed, offset=10**7, transform=eval_transform(pp))
+    return Splits(train, minival, val, cfg.num_classes,
+                  f"synthetic: {len(train)} train / {n_hold} minival / {n_val} val images, "
+                  f"{cfg.num_classes} classes, {size}x{size}")
+
+
+def folder_splits(cfg, root: str | os.PathLike) -> Splits:
+    root = Path(root)
+    tr = root / "train"
+    if not tr.is_dir():
+        raise FileNotFoundError(f"{root}: expected {tr} (ImageFolder layout: train/<class>/*.JPEG, "
+                                "val/<class>/*.JPEG); for tfds use --data tfds:imagenet2012")
+    classes = None
+    done = root / "EXPORT_DONE.json"       # written by reference/tfds_export.py: the full, ordered label list
+    if done.exists():
+        classes = json.loads(done.read_text()).get("classes")
+    files = list_image_folder(tr, classes=classes)
+    if len(files.classes) != cfg.num_classes:
+        raise ValueError(f"{tr}: {len(files.classes)} class folders but num_classes={cfg.num_classes}; "
+                         f"set --set num_classes={len(files.classes)} or fix the folder")
+    frac = cfg.train_fraction()
+    train_idx, hold_idx = stratified_split(files.rel_paths, files.labels, frac, seed=cfg.input.split_seed)
+    pp = cfg.input.pp
+    prec = pp.decode_precise
+    train = ImageFiles(files, train_idx, train_transform_for(cfg), decode_precise=prec)
+    minival = ImageFiles(files, hold_idx, eval_transform(pp), decode_precise=prec) if len(hold_idx) else None
+    val = None
+    if (root / "val").is_dir():
+        vfiles = list_image_folder(root / "val", classes=files.classes)
+        val = ImageFiles(vfiles, None, eval_transform(pp), decode_precise=prec)
+    return Splits(train, minival, val, len(files.classes),
+                  f"{root}: {len(train)} train / {len(hold_idx)} minival (stratified, split_seed "
+                  f"{cfg.input.split_seed}) / {len(val) if val else 0} val images, {len(files.classes)} classes")
+
+
+def splits_from_arg(cfg, data: str, *, tfds_data_dir: str | None = None, export_dir: str | None = None) -> Splits:
+    """``synthetic``, a folder with train/ (and val/), or ``tfds:NAME`` (exported to ImageFolder files by a
+    separate TensorFlow process, once; see reference/tfds_export.py)."""
+    if data == "synthetic":
+        return synthetic_splits(cfg, seed=cfg.seed)
+    if data.startswith("tfds:"):
+        root = ensure_export(data[len("tfds:"):], export_dir=export_dir, data_dir=tfds_data_dir)
+        return folder_splits(cfg, root)
+    return folder_splits(cfg, data)
+
+
+__all__ = ["FileList", "list_image_folder", "load_rgb", "ImageFiles", "SyntheticImages", "Splits",
+           "synthetic_splits", "folder_splits", "splits_from_arg"]

@@ -1,0 +1,66 @@
+"""DataLoader construction and batch assembly (the ``runtime.device_decode`` batches carry undecoded JPEGs that
+the main process decodes on the device)."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
+
+from torch_impl.pp.backends.batched import decode_crop_resize
+
+
+PREFETCH_FACTOR = 4     # batches each DataLoader worker keeps ready
+
+
+def make_loader(dataset: Dataset, sampler: Sampler, batch_size: int, *, num_workers: int = 0,
+                pin_memory: bool = False, collate_fn: Callable | None = None) -> DataLoader:
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+                      pin_memory=pin_memory, drop_last=False, persistent_workers=False,
+                      prefetch_factor=PREFETCH_FACTOR if num_workers else None, collate_fn=collate_fn)
+
+
+def collate_train(items: list[dict]) -> dict:
+    """default_collate, except for undecoded JPEGs (``runtime.device_decode``). Then ``image`` holds only
+    the images decoded in the workers, at rows ``image_index`` of the batch, and ``deferred`` the others:
+    ``index`` (k,) rows, ``blob`` (all k files in one uint8 tensor: one shared-memory segment instead of k),
+    ``lengths`` (k,), ``box`` (k, 4), ``flip`` (k,), ``size``. :func:`assemble_batch` puts them together."""
+    later = [i for i, it in enumerate(items) if isinstance(it["image"], dict)]
+    if not later:
+        return default_collate(items)
+    now = [i for i, it in enumerate(items) if not isinstance(it["image"], dict)]
+    d = [items[i]["image"] for i in later]
+    size = d[0]["size"]
+    image = (torch.stack([items[i]["image"] for i in now]) if now
+             else torch.zeros((0, 3, size, size), dtype=torch.uint8))
+    blob = torch.from_numpy(np.frombuffer(b"".join(x["jpeg"] for x in d), dtype=np.uint8).copy())
+    return {"image": image, "image_index": torch.tensor(now, dtype=torch.int64),
+            "label": torch.tensor([it["label"] for it in items]), "bad": torch.tensor([it["bad"] for it in items]),
+            "deferred": {"index": torch.tensor(later), "blob": blob,
+                         "lengths": torch.tensor([len(x["jpeg"]) for x in d]),
+                         "box": torch.tensor([x["box"] for x in d], dtype=torch.int64),
+                         "flip": torch.tensor([x["flip"] for x in d]), "size": size}}
+
+
+def deferred_jpegs(deferred: dict) -> list[torch.Tensor]:
+    """The k files of a :func:`collate_train` batch as 1-D uint8 tensors (views of ``blob``)."""
+    return list(deferred["blob"].split(deferred["lengths"].tolist()))
+
+
+def assemble_batch(batch: dict, device) -> torch.Tensor:
+    """The uint8 (N, 3, S, S) image batch on ``device``: rows decoded in the workers, plus (for
+    ``runtime.device_decode`` batches) the deferred JPEGs decoded, cropped, resized and flipped on the
+    device by :func:`torch_impl.pp.backends.batched.decode_crop_resize`."""
+    if "deferred" not in batch:
+        return batch["image"].to(device, non_blocking=True)
+    dfr = batch["deferred"]
+    n, size = len(batch["label"]), dfr["size"]
+    x = torch.empty((n, 3, size, size), dtype=torch.uint8, device=device)
+    if len(batch["image_index"]):
+        x[batch["image_index"].to(device)] = batch["image"].to(device, non_blocking=True)
+    x[dfr["index"].to(device)] = decode_crop_resize(deferred_jpegs(dfr), dfr["box"], dfr["flip"], size, device)
+    return x
+
+
+__all__ = ["PREFETCH_FACTOR", "make_loader", "collate_train", "deferred_jpegs", "assemble_batch"]
