@@ -7,6 +7,7 @@ it; a flip is the reversed table).
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from functools import lru_cache
 
