@@ -130,8 +130,10 @@ def _flat_vs_loop(mu_dtype, clip, steps=5, save_at=None):
 
 @pytest.mark.parametrize("mu_dtype", ["float32", "bfloat16"])
 def test_flat_update_path_equals_the_per_parameter_path(mu_dtype):
-    """The flat (all parameters at once) path is the same arithmetic: bit-identical parameters and moments
-    when clipping does not trigger; within float32 rounding of the global norm when it does."""
+    """The flat (all parameters at once) path is the same arithmetic: bit-identical parameters and moments,
+    with and without clipping (the global norm is summed in the same order on both paths). Bit-identity,
+    not a tolerance: where a gradient is rounding noise (the attention key bias), Adam turns any difference
+    in the clip factor into an O(lr) update, so no tolerance derived from one CPU would hold on another."""
     (mf, of, _), (ml, ol, _) = _flat_vs_loop(mu_dtype, clip=1e9)
     assert of._flat is not None and ol._flat is None          # each took the path it was asked for
     for (k, a), b in zip(mf.state_dict().items(), ml.state_dict().values()):
@@ -141,8 +143,8 @@ def test_flat_update_path_equals_the_per_parameter_path(mu_dtype):
         assert sf["step"] == sl["step"] == 5 and sf["mu"].dtype == getattr(torch, mu_dtype)
         assert torch.equal(sf["mu"], sl["mu"]) and torch.equal(sf["nu"], sl["nu"])
     (mf, _, _), (ml, _, _) = _flat_vs_loop(mu_dtype, clip=1e-3)   # clipping on every step
-    for a, b in zip(mf.parameters(), ml.parameters()):
-        torch.testing.assert_close(a, b, rtol=2e-6, atol=1e-7)
+    for (k, a), b in zip(mf.named_parameters(), ml.parameters()):
+        assert torch.equal(a, b), k
 
 
 def test_flat_state_dict_resumes_in_either_path():

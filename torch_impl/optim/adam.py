@@ -145,7 +145,8 @@ def global_norm(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     """sqrt(sum of squares) over all tensors, float32, summing per tensor then across in the given order."""
     total = None
     for t in tensors:
-        s = (t.float() * t.float()).sum()
+        t = t.float().reshape(-1)  # logical order, whatever the memory format: the flat path sums the same way
+        s = (t * t).sum()
         total = s if total is None else total + s
     if total is None:
         return torch.zeros((), dtype=torch.float32)
@@ -316,8 +317,11 @@ class BigVisionAdam(torch.optim.Optimizer):
         group = entries[0][1]
         g = torch.cat([p.grad.reshape(-1) for p in params]).float()
         if self.grad_clip_norm is not None:
-            # optax: where(norm < max, g, (g / norm) * max), without reading the norm on the host
-            norm = torch.sqrt((g * g).sum())
+            # optax: where(norm < max, g, (g / norm) * max), without reading the norm on the host. The norm
+            # is summed per tensor, then across in the per-parameter path's order (global_norm): one flat
+            # sum would round differently (its blocking depends on the CPU's vector width), and Adam turns
+            # a different clip factor into different updates wherever a gradient is mostly rounding noise.
+            norm = global_norm(g.split(sizes))
             g = torch.where(norm < _f32(self.grad_clip_norm), g, (g / norm) * _f32(self.grad_clip_norm))
         b1, b2 = group["b1"], group["b2"]
         mu = _fma(g, _f32(1.0 - b1), self._decayed_first_moment(fs["mu"], b1))
