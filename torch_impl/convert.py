@@ -2,3 +2,4 @@
 
 New home: ``torch_impl.model.convert`` (see docs/layout in README.md)."""
 from torch_impl.model.convert import *  # noqa: F401,F403
+from torch_impl.model.convert import _entries  # noqa: F401  (used by parity/families/optimizer.py)
