@@ -153,3 +153,73 @@ def test_recipe_translates_to_the_training_config():
     assert cfg.model.width == r["model"]["width"] and cfg.optax.mu_dtype == r["optimizer"]["mu_dtype"]
     assert cfg.mixup.p == r["mixup"]["p"] and cfg.schedule.warmup_steps == r["optimizer"]["warmup_steps"]
     assert cfg.input.pp.randaug_magnitude == r["pp"]["randaug_magnitude"] and cfg.log_training_steps == 1
+
+
+# ---------------------------------------------------------------------------------------------- controls
+def test_controls_change_what_they_claim():
+    """Each negative control injects exactly its mistake (cheap: no training)."""
+    import torch
+
+    from parity.dynamics import controls, load_recipe
+    from parity.dynamics.torch_config import torch_config
+    from torch_impl.train.loop import build_model
+    cfg = torch_config(load_recipe(), 0)
+    m = build_model(cfg)
+    head = [p for n, p in m.named_parameters() if "head" in n]
+    assert head and all(float(p.detach().abs().max()) == 0 for p in head)          # big_vision: zero-initialised head
+    controls.torch_default_init(m)
+    assert any(float(p.detach().abs().max()) > 0 for p in head)
+    m2 = build_model(cfg)
+    controls.erf_gelu(m2)
+    gelus = [x for x in m2.modules() if isinstance(x, torch.nn.GELU)]
+    assert gelus and all(g.approximate == "none" for g in gelus)
+    opt, sched = controls.adamw_optimizer(cfg, m2, 100)
+    assert isinstance(opt, torch.optim.AdamW) and opt.param_groups[0]["weight_decay"] == 1e-4
+    assert controls.get("no_mixup").config == {"mixup.p": 0.0}
+    assert set(controls.CONTROLS) == {"tv_randaug", "rrc_crop", "adamw", "torch_init", "erf_gelu", "no_mixup"}
+
+
+def test_control_pipelines_produce_training_images():
+    import io
+
+    from PIL import Image
+
+    from parity.dynamics import controls, load_recipe
+    from parity.dynamics.torch_config import torch_config
+    cfg = torch_config(load_recipe(), 0)
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (150, 200, 3), dtype=np.uint8)).save(buf, "JPEG")
+    for make in (controls.tv_randaug_pp, controls.rrc_crop_pp):
+        x = make(cfg)(buf.getvalue(), 123)
+        size = cfg.input.pp.crop_size
+        assert tuple(x.shape) == (3, size, size) and float(x.min()) >= -1 and float(x.max()) <= 1, make.__name__
+
+
+# ---------------------------------------------------------------------------------------------- family
+def test_family_without_reference_is_an_error(tmp_path):
+    from parity.families import dynamics
+    from parity.store import FixtureError, FixtureStore
+    with pytest.raises(FixtureError):
+        dynamics.checks(FixtureStore(tmp_path))
+
+
+@pytest.mark.slow
+def test_family_reduced_run(store):
+    """The default-suite share: REDUCED_K torch seeds x REDUCED_STEPS updates against the recorded
+    reference, and the cheapest control (PyTorch init) rejected."""
+    from parity.families import dynamics
+    results = [c.run() for c in dynamics.checks(store)]
+    assert any(r.negative for r in results) and any(not r.negative for r in results)
+    bad = [r.describe() for r in results if not r.ok]
+    assert not bad, "\n".join(bad)
+
+
+@pytest.mark.dynamics_full
+def test_full_dynamics_check(tmp_path):
+    """The whole check: K seeds x the whole recipe, every control (hours on 2 cores; PARITY_DYNAMICS_FULL=1).
+    Equivalent for the correct recipe; the augmentation and init controls rejected."""
+    from parity.dynamics.check import load_reference, run_check, write_report
+    from parity.families.dynamics import workdir
+    outcome = run_check(reference=load_reference(), workdir=workdir(), progress=False)
+    write_report(outcome, tmp_path)
+    assert outcome.ok, outcome.describe()

@@ -84,10 +84,12 @@ def test_integer_identities_exhaustively(backend):
     from torch_impl.pp.backends import numpy as O
     x = torch.arange(256, dtype=torch.uint8).view(1, 1, 256).expand(3, 1, 256).contiguous()
     for thr in range(0, 300):
-        assert torch.equal(torch.from_numpy(O.solarize(x.numpy(), thr)), RA._solarize(x, thr)), thr
+        t = RA.solarize_threshold(thr)
+        assert torch.equal(torch.from_numpy(O.solarize(x.numpy(), t)), RA._solarize(x, t)), thr
     assert torch.equal(torch.from_numpy(O.invert(x.numpy())), 255 - x)
     for bits in range(0, 40):
-        assert torch.equal(torch.from_numpy(O.posterize(x.numpy(), bits)), RA._posterize(x, bits)), bits
+        shift = RA.posterize_shift(bits)
+        assert torch.equal(torch.from_numpy(O.posterize(x.numpy(), shift)), RA._posterize(x, shift)), bits
     for add in range(0, 400):
         assert torch.equal(torch.from_numpy(O.solarize_add(x.numpy(), add)), RA._solarize_add(x, add)), add
     for f in (0.0, 0.1, 0.5, 1.0, 1.3, 1.9, 2.5, 5.0):
@@ -138,6 +140,25 @@ def test_batched_apply_op_per_sample_equals_apply_op():
             for i in range(6):
                 ref = apply_op(x[i], op, float(lv[i]), sign=int(sg[i]), cutout_center=tuple(cc[i].tolist()))
                 assert torch.equal(out[i], ref), (op, i)
+
+
+def test_every_backend_reads_the_one_op_table_above_level_10(backend):
+    """big_vision accepts magnitudes above 10 (its configs use randaug(2, 15) and (2, 20)); the op table's
+    level -> argument (Posterize's wrapped shift included: bits > 8 at levels >= 22.5) is the same for the
+    reference, the numpy/numba path and the batched path, per sample, with per-channel fills too."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randint(0, 256, (4, 3, 19, 23), generator=g, dtype=torch.uint8)
+    lv = torch.tensor([12.5, 15.0, 22.5, 30.0], dtype=torch.float64)
+    sg = torch.tensor([1, -1, -1, 1])
+    cc = torch.tensor([[0, 0], [18, 22], [9, 11], [3, 20]])
+    for fill in (128, (0, 64, 255)):
+        for op in OPS:
+            out = batched_apply_op(x, op, lv, sign=sg, cutout_center=cc, replace=fill)
+            for i in range(4):
+                kw = dict(sign=int(sg[i]), cutout_center=tuple(cc[i].tolist()), replace=fill)
+                ref = apply_op(x[i], op, float(lv[i]), **kw)
+                assert torch.equal(out[i], ref), (op, float(lv[i]), fill)
+                assert torch.equal(FP.fast_apply_op(x[i], op, float(lv[i]), **kw), ref), (op, float(lv[i]), fill)
 
 
 def test_batched_randaugment_equals_per_sample_ops():
@@ -207,10 +228,9 @@ def test_decode_stops_early_without_changing_pixels(jpegs):
 
 def test_crop_resize_flip_equals_reference_composition(jpegs, backend):
     data = jpegs["rocket"]
-    full = J.decode_jpeg(data, precise=False)
-    for box in ((0, 0, 375, 500), (10, 20, 100, 200), (300, 450, 75, 50), (7, 3, 1, 1)):
-        t, l, h, w = box
-        ref = R.resize(full[:, t:t + h, l:l + w], 224)
+    # the reference composition decodes only the window, as big_vision's decode_and_crop_jpeg does
+    for box in ((0, 0, 375, 500), (10, 20, 100, 200), (300, 450, 75, 50), (7, 3, 1, 1), (5, 16, 101, 77)):
+        ref = R.resize(J.decode_crop_jpeg(data, box), 224)
         assert torch.equal(FP.crop_resize_flip(data, box, 224), ref)
         assert torch.equal(FP.crop_resize_flip(data, box, 224, flip=True), ref.flip(-1))
     with pytest.raises(ValueError, match="does not fit"):
@@ -224,12 +244,11 @@ def test_fast_train_pipeline_matches_reference_path(jpegs, backend):
     data = jpegs["chelsea"]
     pipe = FastTrainPipeline(224, generator=torch.Generator().manual_seed(5))
     g = torch.Generator().manual_seed(5)
-    full = J.decode_jpeg(data, precise=False)
     for _ in range(4):
         ours = pipe(data)
-        t, l, h, w = sample_inception_box(375, 500, generator=g)
+        box = sample_inception_box(375, 500, generator=g)
         flip = bool(torch.randint(0, 2, (1,), generator=g))
-        x = R.resize(full[:, t:t + h, l:l + w], 224)
+        x = R.resize(J.decode_crop_jpeg(data, box), 224)
         x = x.flip(-1) if flip else x
         x = randaugment(x, 2, 10, generator=g)
         ref = T.value_range(x, -1, 1)

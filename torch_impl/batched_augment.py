@@ -3,4 +3,3 @@
 New home: ``torch_impl.pp.backends.batched`` (see docs/layout in README.md)."""
 from torch_impl.pp.backends.batched import *  # noqa: F401,F403
 from torch_impl.pp.geometry import projective_tables  # noqa: F401
-from torch_impl.pp.randaug import geometry_coefficients  # noqa: F401

@@ -50,7 +50,7 @@ def _pipeline(cfg, steps_for):
     import torch
     from torchvision.transforms import v2
 
-    from torch_impl.data import Pipeline
+    from torch_impl.data.placement import Pipeline
     g = torch.Generator()
     return Pipeline(v2.Compose(steps_for(g)), None, g)
 
@@ -59,11 +59,11 @@ def tv_randaug_pp(cfg):
     """The recipe's crop and flip, then torchvision's RandAugment(2, 9) on the uint8 crop."""
     from torchvision.transforms import v2
 
-    from torch_impl.preprocess import train_pipeline
-    pp = cfg.input.pp
     import torch
 
-    from torch_impl.data import Pipeline
+    from torch_impl.data.placement import Pipeline
+    from torch_impl.pp.pipelines import train_pipeline
+    pp = cfg.input.pp
     g = torch.Generator()
     slow = train_pipeline(pp.crop_size, randaug=v2.RandAugment(num_ops=2, magnitude=9),
                           area_range=(pp.inception_area_min, 1.0), precise=pp.decode_precise, generator=g)
@@ -75,8 +75,7 @@ def rrc_crop_pp(cfg):
     antialias), then the recipe's flip, big_vision randaug and value_range."""
     from torchvision.transforms import v2
 
-    from torch_impl.augment import RandAugment17
-    from torch_impl.preprocess import DecodeJpeg, FlipLR, ValueRange
+    from torch_impl.pp.transforms import DecodeJpeg, FlipLR, RandAugment17, ValueRange
     pp = cfg.input.pp
 
     def steps(g):
@@ -115,7 +114,7 @@ def adamw_optimizer(cfg, model, total_steps):
     with big_vision's multiplier), gradients clipped with clip_grad_norm_ before each step."""
     import torch
 
-    from torch_impl.schedule import lr_scheduler
+    from torch_impl.optim.schedule import lr_scheduler
 
     class ClippedAdamW(torch.optim.AdamW):
         def step(self, closure=None):

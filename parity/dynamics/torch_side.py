@@ -50,8 +50,7 @@ def data_digest(data_dir: Path) -> str:
 
 
 def _loop_module():
-    from torch_impl.loop import train
-    mod = sys.modules[train.__module__]
+    from torch_impl.train import loop as mod
     for name in ("build_model", "build_optimizer"):
         if not callable(getattr(mod, name, None)):
             raise RuntimeError(f"{mod.__name__}.{name} not found: the dynamics controls replace it for one run; "
@@ -109,9 +108,9 @@ def run_seed(recipe: dict, data_dir: str | Path, workdir: str | Path, seed: int,
     recipe's schedule unchanged (the first ``steps`` updates are those of a full run)."""
     from parity.dynamics.torch_config import torch_config
     from torch_impl.config import apply_overrides
-    from torch_impl.data import folder_splits
-    from torch_impl.loop import train
-    from torch_impl.metrics import read_jsonl
+    from torch_impl.data.datasets import folder_splits
+    from torch_impl.train.loop import train
+    from torch_impl.train.metrics import read_jsonl
 
     echo = echo or (lambda *a: print(*a, file=sys.stderr, flush=True))
     total = int(recipe["total_steps"])

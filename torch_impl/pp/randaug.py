@@ -20,47 +20,85 @@ including the known quirks (see docs/augmentation.md for the table):
 Images are ``torch.uint8`` tensors of shape (3, H, W) or (N, 3, H, W) (the same op for every image of a
 batch). All float arithmetic is float32 with the operation order TensorFlow uses, so outputs are
 bit-identical to big_vision, not merely close.
+
+One table, every backend. What each op means is written once, here: :data:`OP_TABLE` maps each op to
+big_vision's level -> argument (``level_to_arg``), whether its sign is random, and how the argument becomes
+the arguments of one of a dozen KERNELS (``posterize(x, shift)``, ``blend_constant(x, value, factor)``,
+``affine(x, coeffs, fill)``, ...) with TF's quirks already applied (the uint8 wrap of Solarize's threshold,
+TF's clamp of Posterize's shift, Contrast's degenerate value, the rotation matrix, the Cutout box).
+:func:`kernel_call` is the one dispatch from (op, level, sign) to (kernel, arguments). Every backend --
+the reference torch kernels below (:data:`TORCH_KERNELS`), ``pp.backends.numpy`` (+ numba) and
+``pp.backends.batched`` (per-sample arguments, any device) -- implements the kernels and nothing else, so a
+backend cannot redefine an op.
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import types
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import torch
 
-from torch_impl.pp.geometry import _projective_nearest
-from torch_impl.pp.tf_math import _F32, _blend, _f32, _round_half_away, _to_uint8_trunc, rgb_to_grayscale
+from torch_impl.pp.geometry import sample_projective
+from torch_impl.pp.tf_math import _F32, _f32, _to_uint8_trunc, blend, rgb_to_grayscale
 
-
-__all__ = ["OPS", "SIGNED_OPS", "MAX_LEVEL", "CONTRAST_MODES", "apply_op", "op_argument", "randaugment",
-           "sample_randaug_params", "apply_randaug", "sample_cutout_center", "rgb_to_grayscale",
-           "geometry_coefficients"]
-
+__all__ = ["OPS", "SIGNED_OPS", "OP_TABLE", "KERNELS", "TORCH_KERNELS", "MAX_LEVEL", "CONTRAST_MODES", "apply_op",
+           "op_argument", "kernel_call", "randaugment", "sample_randaug_params", "apply_randaug",
+           "sample_cutout_center", "check_level", "check_randaug", "rgb_to_grayscale"]
 
 MAX_LEVEL = 10.0          # big_vision's _MAX_LEVEL
-
-
 CUTOUT_CONST = 40         # big_vision's randaug HParams(cutout_const=40, translate_const=100)
-
-
 TRANSLATE_CONST = 100
-
-
 DEFAULT_REPLACE = 128     # big_vision's replace_value = [128] * 3
-
-
-# The 16 ops in big_vision's order (its random op index selects from this list).
-OPS = ("AutoContrast", "Equalize", "Invert", "Rotate", "Posterize", "Solarize", "Color", "Contrast",
-       "Brightness", "Sharpness", "ShearX", "ShearY", "TranslateX", "TranslateY", "Cutout", "SolarizeAdd")
-
-
-# Only these get big_vision's random negation of their argument.
-SIGNED_OPS = ("Rotate", "ShearX", "ShearY", "TranslateX", "TranslateY")
-
-
+SOLARIZE_ADD_THRESHOLD = 128   # big_vision's solarize_add(image, addition, threshold=128)
 CONTRAST_MODES = ("big_vision", "fixed")
 
+_F32 = torch.float32
+
+# ---- the op table: big_vision's level_to_arg (HParams(cutout_const=40, translate_const=100)) ----------------
+def _enhance(frac: float) -> float:
+    return frac * 1.8 + 0.1          # _enhance_level_to_arg: the blend factor of the colour ops
+
+
+@dataclass(frozen=True)
+class Op:
+    """One randaug op: ``argument(frac)`` is big_vision's level -> argument for frac = level / MAX_LEVEL
+    (Python double arithmetic, as big_vision's Python computes it; None: the op takes no argument);
+    ``signed``: big_vision negates the argument with probability 1/2; ``kernel``: which kernel runs it."""
+    kernel: str
+    argument: Callable[[float], Any] | None = None
+    signed: bool = False
+
+
+# In big_vision's order (its random op index selects from this list).
+OP_TABLE: dict[str, Op] = {
+    "AutoContrast": Op("autocontrast"),
+    "Equalize": Op("equalize"),
+    "Invert": Op("invert"),
+    "Rotate": Op("affine", lambda f: f * 30.0, signed=True),                       # degrees
+    "Posterize": Op("posterize", lambda f: int(f * 4)),                            # bits kept
+    "Solarize": Op("solarize", lambda f: int(f * 256)),                            # threshold (256 at level 10)
+    "Color": Op("blend_grey", _enhance),
+    "Contrast": Op("blend_constant", _enhance),
+    "Brightness": Op("blend_constant", _enhance),
+    "Sharpness": Op("sharpness", _enhance),
+    "ShearX": Op("affine", lambda f: f * 0.3, signed=True),
+    "ShearY": Op("affine", lambda f: f * 0.3, signed=True),
+    "TranslateX": Op("affine", lambda f: f * float(TRANSLATE_CONST), signed=True),  # pixels
+    "TranslateY": Op("affine", lambda f: f * float(TRANSLATE_CONST), signed=True),
+    "Cutout": Op("cutout", lambda f: int(f * CUTOUT_CONST)),                       # half size of the square
+    "SolarizeAdd": Op("solarize_add", lambda f: int(f * 110)),                     # addition (threshold 128)
+}
+OPS = tuple(OP_TABLE)
+SIGNED_OPS = tuple(name for name, op in OP_TABLE.items() if op.signed)
+
+# What every backend implements (the same arguments, the same bits): pp.backends.numpy and .batched, and
+# TORCH_KERNELS below.
+KERNELS = ("autocontrast", "equalize", "invert", "posterize", "solarize", "solarize_add", "blend_constant",
+           "blend_grey", "blend_mean_grey", "sharpness", "affine", "cutout")
 
 # ---- validation ------------------------------------------------------------------------------------
 def _check_image(image: Any, what: str = "image") -> torch.Tensor:
@@ -80,7 +118,7 @@ def _check_image(image: Any, what: str = "image") -> torch.Tensor:
     return image
 
 
-def _check_level(level: Any) -> float:
+def check_level(level: Any) -> float:
     # big_vision maps a level linearly (level / _MAX_LEVEL) and accepts magnitudes above 10: its configs use
     # randaug(2, 15) and randaug(2, 20). Only negative or non-finite levels are meaningless.
     if isinstance(level, bool) or not isinstance(level, (int, float)):
@@ -111,40 +149,156 @@ def _replace_values(replace: Any) -> tuple[int, int, int]:
     return tuple(int(v) for v in vals)  # type: ignore[return-value]
 
 
-# ---- level -> argument (big_vision's level_to_arg with HParams(cutout_const=40, translate_const=100)) --
+
+_check_level = check_level
+
+
+def _check_center(center: Any, h: int, w: int) -> tuple[int, int]:
+    try:
+        cy, cx = (int(v) for v in center)
+        ok = all(float(v) == int(v) for v in center)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok or not (0 <= cy < h and 0 <= cx < w):
+        raise ValueError(f"cutout_center must be integers (cy, cx) with 0 <= cy < H={h} and 0 <= cx < W={w} "
+                         f"(big_vision draws them uniformly in that range), got {center!r}")
+    return cy, cx
+
+
+
 def op_argument(name: str, level: float, sign: int = 1):
     """The argument big_vision passes to op ``name`` at ``level`` (Python double arithmetic, as it does).
 
     Signed ops return the already-negated value for ``sign=-1``; ops without an argument return None.
     """
-    name, level, sign = _check_name(name), _check_level(level), _check_sign(sign)
-    frac = level / MAX_LEVEL
-    if name in ("AutoContrast", "Equalize", "Invert"):
+    op = OP_TABLE[_check_name(name)]
+    level, sign = _check_level(level), _check_sign(sign)
+    if op.argument is None:
         return None
+    arg = op.argument(level / MAX_LEVEL)
+    return sign * arg if op.signed else arg
+
+
+# ---- what an argument means: big_vision's (and TF's) semantics, applied before any kernel runs -------------
+def posterize_shift(bits: int) -> int:
+    """The shift 8 - bits becomes a uint8 tensor (a negative shift, from levels above 10 where bits > 8,
+    wraps: -2 -> 254), and TF's bitwise shifts clamp it to 7 on uint8: 0 bits (shift 8) acts as shift 7, and
+    so does every bits > 8. Verified against big_vision at levels 12..30."""
+    return min((8 - int(bits)) % 256, 7)
+
+
+def solarize_threshold(threshold: int) -> int:
+    """tf.where(image < threshold, ...) with the threshold converted to uint8: 256 wraps to 0, so level 10
+    inverts every pixel."""
+    return int(threshold) % 256
+
+
+def contrast_degenerate(height: int, width: int) -> int:
+    """big_vision's Contrast blends towards the 256-bin histogram's sum (= the pixel count, float32) / 256,
+    clipped to 255 and truncated: not the mean grey (196 at 224x224)."""
+    mean = _f32(float(height * width)) / _f32(256.0)
+    return int(_to_uint8_trunc(mean.clamp(0.0, 255.0)))
+
+
+def mean_grey(image: torch.Tensor) -> torch.Tensor:
+    """``contrast="fixed"``: the mean of tf.image.rgb_to_grayscale per image (float64 mean, float32, clipped,
+    truncated), uint8 of shape (..., 1, 1, 1)."""
+    grey = rgb_to_grayscale(image)
+    mean = grey.to(torch.float64).mean(dim=(-3, -2, -1), keepdim=True).to(_F32)
+    return _to_uint8_trunc(mean.clamp(0.0, 255.0))
+
+
+def affine_coefficients(name: str, arg: float, height: int, width: int) -> tuple[float, ...]:
+    """The float32 matrix (a0, a1, a2, b0, b1, b2) big_vision's geometric op hands to tfa's transform: output
+    (x, y) reads the input at ((a0 x + a1 y) + a2, (b0 x + b1 y) + b2). Returned as Python floats holding
+    float32 values, so every backend builds the same float32 tensors.
+
+    * Rotate: degrees (a float32 tensor after big_vision's random negation) * (pi / 180) in float32, then
+      tfa's rotation about ((W-1)/2, (H-1)/2): [cos, -sin, x_off, sin, cos, y_off] in float32. Positive
+      degrees turn the content counter-clockwise on screen (big_vision's docstring says clockwise).
+    * ShearX(s) reads x + s*y; ShearY(s) reads y + s*x.
+    * TranslateX/Y: big_vision calls tfa translate with [-pixels, 0] / [0, -pixels]; tfa's matrix then reads
+      the input at x + pixels: content moves left (up) for positive pixels.
+    """
+    one, zero = _f32(1.0), _f32(0.0)
     if name == "Rotate":
-        return sign * (frac * 30.0)  # degrees
-    if name == "Posterize":
-        return int(frac * 4)  # bits
-    if name == "Solarize":
-        return int(frac * 256)  # threshold: 256 at level 10
-    if name == "SolarizeAdd":
-        return int(frac * 110)  # addition (threshold stays 128)
-    if name in ("Color", "Contrast", "Brightness", "Sharpness"):
-        return frac * 1.8 + 0.1  # enhance factor
-    if name in ("ShearX", "ShearY"):
-        return sign * (frac * 0.3)
-    if name in ("TranslateX", "TranslateY"):
-        return sign * (frac * float(TRANSLATE_CONST))  # pixels
-    if name == "Cutout":
-        return int(frac * CUTOUT_CONST)  # half size of the square
-    raise AssertionError(name)
+        radians = _f32(arg) * _f32(math.pi / 180.0)
+        # float32 sin/cos, correctly rounded (glibc's sinf/cosf, which TF uses for a scalar, are).
+        cos, sin = _f32(math.cos(float(radians))), _f32(math.sin(float(radians)))
+        hm1, wm1 = _f32(float(height)) - one, _f32(float(width)) - one
+        x_off = (wm1 - (cos * wm1 - sin * hm1)) / _f32(2.0)
+        y_off = (hm1 - (sin * wm1 + cos * hm1)) / _f32(2.0)
+        m = (cos, -sin, x_off, sin, cos, y_off)
+    elif name == "ShearX":
+        m = (one, _f32(arg), zero, zero, one, zero)
+    elif name == "ShearY":
+        m = (one, zero, zero, _f32(arg), one, zero)
+    elif name == "TranslateX":
+        m = (one, zero, _f32(arg), zero, one, zero)
+    elif name == "TranslateY":
+        m = (one, zero, zero, zero, one, _f32(arg))
+    else:
+        raise ValueError(f"{name} is not a geometric op; those are {', '.join(SIGNED_OPS)}")
+    return tuple(float(v) for v in m)
 
 
-def _grey3(grey: torch.Tensor) -> torch.Tensor:
-    return grey.expand(*grey.shape[:-3], 3, *grey.shape[-2:]).clone()
+def cutout_box(center: tuple[int, int], pad: int, height: int, width: int) -> tuple[int, int, int, int]:
+    """big_vision's cutout square as (top, bottom, left, right), end exclusive: rows max(0, cy - pad) ..
+    min(H, cy + pad) and likewise the columns (pad 0 gives an empty box)."""
+    cy, cx = center
+    return (max(0, cy - pad), height - max(0, height - cy - pad), max(0, cx - pad), width - max(0, width - cx - pad))
 
 
-# ---- colour ops ------------------------------------------------------------------------------------
+@lru_cache(maxsize=4096)
+def _call(name: str, level: float, sign: int, height: int, width: int, contrast: str,
+          fill: tuple[int, int, int]) -> tuple[str, tuple]:
+    arg = op_argument(name, level, sign)
+    kernel = OP_TABLE[name].kernel
+    if kernel in ("autocontrast", "equalize", "invert"):
+        return kernel, ()
+    if kernel == "posterize":
+        return kernel, (posterize_shift(arg),)
+    if kernel == "solarize":
+        return kernel, (solarize_threshold(arg),)
+    if kernel == "affine":
+        return kernel, (affine_coefficients(name, arg, height, width), fill)
+    if kernel == "cutout":
+        return kernel, (arg, fill)          # the box needs the centre: see kernel_call
+    if name == "Brightness":
+        return kernel, (0, arg)             # blend towards black
+    if name == "Contrast":
+        if contrast == "big_vision":
+            return kernel, (contrast_degenerate(height, width), arg)
+        return "blend_mean_grey", (arg,)
+    return kernel, (arg,)                   # solarize_add(addition), blend_grey(factor), sharpness(factor)
+
+
+def kernel_call(name: str, level: float, sign: int = 1, *, height: int, width: int, contrast: str = "big_vision",
+                fill=DEFAULT_REPLACE, cutout_center: tuple[int, int] | None = None) -> tuple[str, tuple]:
+    """The one dispatch: op ``name`` at ``level`` with ``sign`` on an ``height`` x ``width`` image is
+    ``kernel(image, *args)``; returns ``(kernel, args)`` with every big_vision semantic already applied.
+    Cutout needs ``cutout_center``. Raises ValueError naming the bad argument."""
+    name, level, sign = _check_name(name), _check_level(level), _check_sign(sign)
+    if contrast not in CONTRAST_MODES:
+        raise ValueError(f"contrast must be one of {CONTRAST_MODES}, got {contrast!r}")
+    kernel, args = _call(name, level, sign, int(height), int(width), contrast, _replace_values(fill))
+    if kernel == "cutout":
+        if cutout_center is None:
+            raise ValueError("Cutout needs cutout_center=(cy, cx)")
+        pad, fill3 = args
+        args = (cutout_box(_check_center(cutout_center, height, width), pad, height, width), fill3)
+    return kernel, args
+
+
+# ---- the reference kernels (torch; scalar arguments, or one per image of a batch) ---------------------------
+def _per_image(value, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A kernel argument as a tensor broadcasting against ``x``: a scalar, or an (N,) tensor (one per image of
+    an (N, 3, H, W) batch) viewed as (N, 1, 1, 1) on x's device."""
+    if isinstance(value, torch.Tensor) and value.ndim == 1:
+        return value.to(device=x.device, dtype=dtype).view(-1, 1, 1, 1)
+    return torch.tensor(value, dtype=dtype, device=x.device)
+
+
 def _autocontrast(image: torch.Tensor) -> torch.Tensor:
     # Per channel: scale so min -> 0, max -> 255 (float32, clip, truncate); a flat channel is unchanged.
     lo = image.amin(dim=(-2, -1), keepdim=True).to(_F32)
@@ -161,122 +315,91 @@ def _equalize(image: torch.Tensor) -> torch.Tensor:
     # lut = (cumsum + step // 2) // step shifted right by one bin, clipped; step 0 -> unchanged.
     shape = image.shape
     flat = image.reshape(-1, shape[-2] * shape[-1]).to(torch.int64)  # (N*3, HW)
-    rows = flat.shape[0]
-    hist = torch.zeros(rows, 256, dtype=torch.int64)
+    hist = torch.zeros(flat.shape[0], 256, dtype=torch.int64, device=image.device)
     hist.scatter_add_(1, flat, torch.ones_like(flat))
     top = flat.amax(dim=1, keepdim=True)
     step = (hist.sum(dim=1, keepdim=True) - hist.gather(1, top)) // 255
     safe = torch.where(step == 0, torch.ones_like(step), step)
     lut = (hist.cumsum(dim=1) + step // 2) // safe
-    lut = torch.cat([torch.zeros(rows, 1, dtype=torch.int64), lut[:, :-1]], dim=1).clamp(0, 255)
+    lut = torch.cat([torch.zeros_like(lut[:, :1]), lut[:, :-1]], dim=1).clamp(0, 255)
     out = torch.where(step == 0, flat, lut.gather(1, flat))
     return out.to(torch.uint8).reshape(shape)
 
 
-def _posterize(image: torch.Tensor, bits: int) -> torch.Tensor:
-    # The shift 8 - bits becomes a uint8 tensor (a negative shift, from levels above 10 where bits > 8,
-    # wraps: -2 -> 254), and TF's bitwise shifts clamp it to 7 on uint8: 0 bits (shift 8) acts as shift 7,
-    # and so does every bits > 8. Verified against big_vision at levels 12..30.
-    shift = min((8 - bits) % 256, 7)
-    return (image >> shift) << shift
+def _invert(image: torch.Tensor) -> torch.Tensor:
+    return 255 - image
 
 
-def _solarize(image: torch.Tensor, threshold: int) -> torch.Tensor:
-    # tf.where(image < threshold, image, 255 - image) with the threshold converted to uint8: 256 wraps to 0,
-    # so level 10 inverts every pixel.
-    thr = int(threshold) % 256
-    return torch.where(image < thr, image, 255 - image)
+def _posterize(image: torch.Tensor, shift) -> torch.Tensor:
+    s = _per_image(shift, image, torch.uint8)
+    return (image >> s) << s
 
 
-def _solarize_add(image: torch.Tensor, addition: int, threshold: int = 128) -> torch.Tensor:
-    added = (image.to(torch.int64) + int(addition)).clamp(0, 255).to(torch.uint8)
-    return torch.where(image < threshold, added, image)
+def _solarize(image: torch.Tensor, threshold) -> torch.Tensor:
+    t = _per_image(threshold, image, torch.int16)
+    return torch.where(image.to(torch.int16) < t, image, 255 - image)
 
 
-def _contrast(image: torch.Tensor, factor: float, mode: str) -> torch.Tensor:
-    grey = rgb_to_grayscale(image)
-    h, w = image.shape[-2:]
-    if mode == "big_vision":
-        # big_vision sums the 256-bin histogram (= the pixel count) and divides by 256: not a mean.
-        mean = torch.full(grey.shape[:-3] + (1, 1, 1), float(h * w), dtype=_F32) / _f32(256.0)
-    else:
-        mean = grey.to(torch.float64).mean(dim=(-3, -2, -1), keepdim=True).to(_F32)
-    mean = _to_uint8_trunc(mean.clamp(0.0, 255.0))
-    degenerate = mean.expand(*image.shape)
-    return _blend(degenerate, image, factor)
+def _solarize_add(image: torch.Tensor, addition) -> torch.Tensor:
+    a = _per_image(addition, image, torch.int64)
+    added = (image.to(torch.int64) + a).clamp(0, 255).to(torch.uint8)
+    return torch.where(image < SOLARIZE_ADD_THRESHOLD, added, image)
 
 
-def _sharpness(image: torch.Tensor, factor: float) -> torch.Tensor:
+def _factor(factor, image: torch.Tensor):
+    return _per_image(factor, image, _F32) if isinstance(factor, torch.Tensor) else float(factor)
+
+
+def _blend_constant(image: torch.Tensor, value, factor) -> torch.Tensor:
+    return blend(_per_image(value, image, torch.uint8).expand(image.shape), image, _factor(factor, image))
+
+
+def _blend_grey(image: torch.Tensor, factor) -> torch.Tensor:
+    return blend(rgb_to_grayscale(image).expand(image.shape), image, _factor(factor, image))
+
+
+def _blend_mean_grey(image: torch.Tensor, factor) -> torch.Tensor:
+    return blend(mean_grey(image).expand(image.shape), image, _factor(factor, image))
+
+
+def _sharpness(image: torch.Tensor, factor) -> torch.Tensor:
     # PIL's SMOOTH kernel applied as TF's depthwise_conv2d(VALID): taps summed in row-major order in float32
     # (bit-exact with TF's CPU kernel); interior clipped and truncated; border pixels keep the original.
     h, w = image.shape[-2:]
-    result = image.clone()
+    smooth = image.clone()
     if h >= 3 and w >= 3:
         x = image.to(_F32)
         k1, k5 = _f32(1.0) / _f32(13.0), _f32(5.0) / _f32(13.0)
-        acc = torch.zeros(*image.shape[:-2], h - 2, w - 2, dtype=_F32)
+        acc = torch.zeros(*image.shape[:-2], h - 2, w - 2, dtype=_F32, device=image.device)
         for r in range(3):
             for c in range(3):
                 acc = acc + x[..., r:r + h - 2, c:c + w - 2] * (k5 if (r, c) == (1, 1) else k1)
-        result[..., 1:-1, 1:-1] = _to_uint8_trunc(acc.clamp(0.0, 255.0))
-    return _blend(result, image, factor)
+        smooth[..., 1:-1, 1:-1] = _to_uint8_trunc(acc.clamp(0.0, 255.0))
+    return blend(smooth, image, _factor(factor, image))
 
 
-def _rotate(image: torch.Tensor, degrees: float, replace) -> torch.Tensor:
-    # big_vision: degrees (a float32 tensor after its random negation) * (pi / 180) in float32, then tfa's
-    # rotation about ((W-1)/2, (H-1)/2): [cos, -sin, x_off, sin, cos, y_off] computed in float32.
-    radians = _f32(degrees) * _f32(math.pi / 180.0)
-    # float32 sin/cos, correctly rounded (glibc's sinf/cosf, which TF uses for a scalar, are).
-    cos = _f32(math.cos(float(radians)))
-    sin = _f32(math.sin(float(radians)))
+def _cutout(image: torch.Tensor, box, fill) -> torch.Tensor:
+    # box (top, bottom, left, right), end exclusive: four ints, or an (N, 4) tensor (one box per image).
     h, w = image.shape[-2:]
-    hm1, wm1 = _f32(float(h)) - _f32(1.0), _f32(float(w)) - _f32(1.0)
-    x_off = (wm1 - (cos * wm1 - sin * hm1)) / _f32(2.0)
-    y_off = (hm1 - (sin * wm1 + cos * hm1)) / _f32(2.0)
-    return _projective_nearest(image, (cos, -sin, x_off, sin, cos, y_off), replace)
-
-
-def _shear_x(image, level, replace):
-    one, zero = _f32(1.0), _f32(0.0)
-    return _projective_nearest(image, (one, _f32(level), zero, zero, one, zero), replace)
-
-
-def _shear_y(image, level, replace):
-    one, zero = _f32(1.0), _f32(0.0)
-    return _projective_nearest(image, (one, zero, zero, _f32(level), one, zero), replace)
-
-
-def _translate(image, dx: float, dy: float, replace):
-    # big_vision calls tfa translate with [-pixels, 0] (x) or [0, -pixels] (y); tfa's matrix then reads the
-    # input at (x - tx, y - ty) = (x + pixels, y) : content moves left (up) for positive pixels.
-    one, zero = _f32(1.0), _f32(0.0)
-    tx, ty = -_f32(dx), -_f32(dy)
-    return _projective_nearest(image, (one, zero, -tx, zero, one, -ty), replace)
-
-
-def _cutout(image, pad: int, center: tuple[int, int], replace):
-    # Rows max(0, cy - pad) .. min(H, cy + pad) (exclusive) and likewise columns get ``replace``.
-    h, w = image.shape[-2:]
-    cy, cx = center
-    top, bottom = max(0, cy - pad), h - max(0, h - cy - pad)
-    left, right = max(0, cx - pad), w - max(0, w - cx - pad)
+    fill_t = torch.tensor(tuple(fill), dtype=torch.uint8, device=image.device).view(3, 1, 1)
+    if isinstance(box, torch.Tensor):
+        b = box.to(image.device).view(-1, 4, 1, 1)
+        rows = torch.arange(h, device=image.device).view(1, h, 1)
+        cols = torch.arange(w, device=image.device).view(1, 1, w)
+        inside = (rows >= b[:, 0]) & (rows < b[:, 1]) & (cols >= b[:, 2]) & (cols < b[:, 3])
+        return torch.where(inside.unsqueeze(1), fill_t, image)
+    top, bottom, left, right = box
     out = image.clone()
     if bottom > top and right > left:
-        fill = torch.tensor(replace, dtype=torch.uint8).reshape(3, 1, 1)
-        out[..., top:bottom, left:right] = fill
+        out[..., top:bottom, left:right] = fill_t
     return out
 
 
-def _check_center(center: Any, h: int, w: int) -> tuple[int, int]:
-    try:
-        cy, cx = (int(v) for v in center)
-        ok = all(float(v) == int(v) for v in center)
-    except (TypeError, ValueError):
-        ok = False
-    if not ok or not (0 <= cy < h and 0 <= cx < w):
-        raise ValueError(f"cutout_center must be integers (cy, cx) with 0 <= cy < H={h} and 0 <= cx < W={w} "
-                         f"(big_vision draws them uniformly in that range), got {center!r}")
-    return cy, cx
+TORCH_KERNELS = types.SimpleNamespace(
+    autocontrast=_autocontrast, equalize=_equalize, invert=_invert, posterize=_posterize, solarize=_solarize,
+    solarize_add=_solarize_add, blend_constant=_blend_constant, blend_grey=_blend_grey,
+    blend_mean_grey=_blend_mean_grey, sharpness=_sharpness, affine=sample_projective, cutout=_cutout)
+assert set(vars(TORCH_KERNELS)) == set(KERNELS)
 
 
 def sample_cutout_center(height: int, width: int, generator: torch.Generator | None = None) -> tuple[int, int]:
@@ -286,38 +409,6 @@ def sample_cutout_center(height: int, width: int, generator: torch.Generator | N
     return cy, cx
 
 
-def geometry_coefficients(name: str, h: int, w: int, level, sign) -> tuple[torch.Tensor, ...]:
-    """The six float32 (n, 1, 1) coefficients of big_vision's Rotate/ShearX/ShearY/TranslateX/TranslateY at
-    per-sample ``level``/``sign`` (host tensors), with torch_impl.augment's arithmetic."""
-    lv = torch.as_tensor(level, dtype=torch.float64).reshape(-1)
-    sg = torch.as_tensor(sign, dtype=torch.float64).reshape(-1).expand(lv.shape)
-    frac = lv / MAX_LEVEL
-    n = lv.shape[0]
-    one, zero = torch.ones(n, dtype=_F32), torch.zeros(n, dtype=_F32)
-    if name == "Rotate":
-        rad = (sg * (frac * 30.0)).to(_F32) * torch.tensor(math.pi / 180.0, dtype=_F32)
-        # Python's math.cos/sin (libm, double) rounded to float32, exactly as torch_impl.augment does.
-        cos = torch.tensor([math.cos(float(r)) for r in rad], dtype=torch.float64).to(_F32)
-        sin = torch.tensor([math.sin(float(r)) for r in rad], dtype=torch.float64).to(_F32)
-        hm1 = torch.tensor(float(h), dtype=_F32) - torch.tensor(1.0, dtype=_F32)
-        wm1 = torch.tensor(float(w), dtype=_F32) - torch.tensor(1.0, dtype=_F32)
-        two = torch.tensor(2.0, dtype=_F32)
-        x_off = (wm1 - (cos * wm1 - sin * hm1)) / two
-        y_off = (hm1 - (sin * wm1 + cos * hm1)) / two
-        coeffs = (cos, -sin, x_off, sin, cos, y_off)
-    elif name in ("ShearX", "ShearY"):
-        s = (sg * (frac * 0.3)).to(_F32)
-        coeffs = (one, s, zero, zero, one, zero) if name == "ShearX" else (one, zero, zero, s, one, zero)
-    elif name in ("TranslateX", "TranslateY"):
-        # augment._translate: t = -float32(pixels); the matrix reads the input at x - t (content moves left/up).
-        t = -((sg * (frac * float(TRANSLATE_CONST))).to(_F32))
-        coeffs = (one, zero, -t, zero, one, zero) if name == "TranslateX" else (one, zero, zero, zero, one, -t)
-    else:
-        raise ValueError(f"{name} is not a geometric op")
-    return tuple(c.view(-1, 1, 1) for c in coeffs)
-
-
-# ---- the kernel -------------------------------------------------------------------------------------
 def apply_op(image: torch.Tensor, name: str, level: float, *, sign: int = 1, replace=DEFAULT_REPLACE,
              cutout_center: tuple[int, int] | None = None, contrast: str = "big_vision",
              generator: torch.Generator | None = None) -> torch.Tensor:
@@ -330,46 +421,12 @@ def apply_op(image: torch.Tensor, name: str, level: float, *, sign: int = 1, rep
     ``"fixed"`` blends towards the mean grey instead.
     """
     image = _check_image(image)
-    name, level, sign = _check_name(name), _check_level(level), _check_sign(sign)
-    replace = _replace_values(replace)
-    if contrast not in CONTRAST_MODES:
-        raise ValueError(f"contrast must be one of {CONTRAST_MODES}, got {contrast!r}")
-    arg = op_argument(name, level, sign)
-    if name == "AutoContrast":
-        return _autocontrast(image)
-    if name == "Equalize":
-        return _equalize(image)
-    if name == "Invert":
-        return 255 - image
-    if name == "Rotate":
-        return _rotate(image, arg, replace)
-    if name == "Posterize":
-        return _posterize(image, arg)
-    if name == "Solarize":
-        return _solarize(image, arg)
-    if name == "SolarizeAdd":
-        return _solarize_add(image, arg)
-    if name == "Color":
-        return _blend(_grey3(rgb_to_grayscale(image)), image, arg)
-    if name == "Contrast":
-        return _contrast(image, arg, contrast)
-    if name == "Brightness":
-        return _blend(torch.zeros_like(image), image, arg)
-    if name == "Sharpness":
-        return _sharpness(image, arg)
-    if name == "ShearX":
-        return _shear_x(image, arg, replace)
-    if name == "ShearY":
-        return _shear_y(image, arg, replace)
-    if name == "TranslateX":
-        return _translate(image, arg, 0.0, replace)
-    if name == "TranslateY":
-        return _translate(image, 0.0, arg, replace)
-    if name == "Cutout":
-        h, w = image.shape[-2:]
-        center = sample_cutout_center(h, w, generator) if cutout_center is None else _check_center(cutout_center, h, w)
-        return _cutout(image, arg, center, replace)
-    raise AssertionError(name)
+    h, w = image.shape[-2:]
+    if _check_name(name) == "Cutout" and cutout_center is None:
+        cutout_center = sample_cutout_center(h, w, generator)
+    kernel, args = kernel_call(name, level, sign, height=h, width=w, contrast=contrast, fill=replace,
+                               cutout_center=cutout_center)
+    return getattr(TORCH_KERNELS, kernel)(image, *args)
 
 
 # ---- RandAugment(num_ops, magnitude) ----------------------------------------------------------------
@@ -395,7 +452,7 @@ def apply_randaug(image: torch.Tensor, params: Sequence[dict], magnitude: float,
     return image
 
 
-def _check_num_ops(num_ops: Any) -> int:
+def check_num_ops(num_ops: Any) -> int:
     if isinstance(num_ops, bool) or not isinstance(num_ops, int) or num_ops < 0:
         raise ValueError(f"num_ops must be a non-negative integer, got {num_ops!r}")
     return num_ops
@@ -410,3 +467,15 @@ def randaugment(image: torch.Tensor, num_ops: int = 2, magnitude: float = 10, *,
     num_ops, magnitude = _check_num_ops(num_ops), _check_level(magnitude)
     params = sample_randaug_params(num_ops, *image.shape[-2:], generator=generator)
     return apply_randaug(image, params, magnitude, replace=fill, contrast=contrast)
+
+
+_check_num_ops = check_num_ops
+
+
+def check_randaug(num_ops: int, magnitude: float, fill=DEFAULT_REPLACE,
+                  contrast: str = "big_vision") -> tuple[int, float, tuple[int, int, int], str]:
+    """Validate RandAugment's settings once, where a pipeline is built (every backend runs every op at any
+    level >= 0, any fill and both contrast modes, so nothing else can fail later); returns them normalised."""
+    if contrast not in CONTRAST_MODES:
+        raise ValueError(f"contrast must be one of {CONTRAST_MODES}, got {contrast!r}")
+    return check_num_ops(num_ops), check_level(magnitude), _replace_values(fill), contrast

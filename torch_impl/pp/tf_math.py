@@ -24,18 +24,22 @@ def _to_uint8_trunc(x: torch.Tensor) -> torch.Tensor:
     return x.to(torch.uint8)
 
 
-def _blend(image1: torch.Tensor, image2: torch.Tensor, factor: float) -> torch.Tensor:
-    """big_vision's blend: image1 + factor * (image2 - image1) in float32, truncated to uint8; clipped to
-    [0, 255] only when extrapolating (factor outside (0, 1)). factor 0 / 1 return an input unchanged."""
-    if factor == 0.0:
-        return image1.clone()
-    if factor == 1.0:
-        return image2.clone()
+def blend(image1: torch.Tensor, image2: torch.Tensor, factor) -> torch.Tensor:
+    """big_vision's blend: ``image1 + factor * (image2 - image1)`` in float32, truncated to uint8, clipped to
+    [0, 255] (which changes nothing unless extrapolating: for 0 < factor < 1 the float32 result lies between
+    the two integer inputs). ``factor``: a Python float, or a float32 tensor broadcasting against the images
+    (one factor per image of a batch). A float factor of 0 / 1 returns an input unchanged."""
+    if not isinstance(factor, torch.Tensor):
+        if factor == 0.0:
+            return image1.clone()
+        if factor == 1.0:
+            return image2.clone()
+        factor = _f32(factor)
     a, b = image1.to(_F32), image2.to(_F32)
-    temp = a + _f32(factor) * (b - a)
-    if 0.0 < factor < 1.0:
-        return _to_uint8_trunc(temp)
-    return _to_uint8_trunc(temp.clamp(0.0, 255.0))
+    return _to_uint8_trunc((a + factor * (b - a)).clamp(0.0, 255.0))
+
+
+_blend = blend   # the name parity/families/randaug_ops.py uses
 
 
 def rgb_to_grayscale(image: torch.Tensor) -> torch.Tensor:
@@ -74,4 +78,4 @@ def value_range(image: torch.Tensor, vmin: float = -1.0, vmax: float = 1.0,
     return x
 
 
-__all__ = ["value_range", "rgb_to_grayscale"]
+__all__ = ["value_range", "rgb_to_grayscale", "blend"]

@@ -1,30 +1,28 @@
 """big_vision's RandAugment and inception crop on a uint8 batch (N, 3, H, W), on any device.
 
-Every sample draws its own ops, levels, signs and cutout centres (``torch_impl.augment`` applies one op to
-a whole batch); the result for sample ``n`` equals ``apply_op`` on that sample alone, bit for bit (checked
+Every sample draws its own ops, levels, signs and cutout centres (``randaug.apply_op`` applies one op to a
+whole batch); the result for sample ``n`` equals ``apply_op`` on that sample alone, bit for bit (checked
 against apply_op and against the recorded randaug_ops fixtures in ``parity/families/fast_paths.py``).
 
-How: for each layer, samples are grouped by the op they drew and each group runs one vectorised kernel
-whose arguments (blend factor, angle, shift, threshold, cutout box, ...) are per-sample tensors. The
-arithmetic is the same float32 sequence as ``torch_impl.augment`` (eager torch ops round every step, so
-CPU and CUDA give the same bits; do not wrap this in torch.compile, which may fuse a*b+c into an FMA).
-Level -> argument conversions are done in float64 like big_vision's Python, on the host.
+How: for each layer, samples are grouped by the op they drew; each group's per-sample kernel arguments
+come from ``randaug.kernel_call`` (the one op table: levels above 10 work as in big_vision, Posterize's
+shift is TF's) and one call of the reference kernel (``randaug.TORCH_KERNELS``) runs the group with one
+argument per image. Eager torch ops round every step, so CPU and CUDA give the same bits; do not wrap this
+in torch.compile, which may fuse a*b+c into an FMA.
 
 The inception crop (:func:`batched_crop_resize`) takes per-sample boxes and flips and produces
-``(N, 3, size, size)`` with TF's bilinear resize arithmetic (equal to ``fast_pipeline.resize_bilinear_tf``
+``(N, 3, size, size)`` with TF's bilinear resize arithmetic (equal to ``pp.resize.resize_bilinear_tf``
 of each crop).
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
 import torchvision.io as tio
 
-from torch_impl.pp.geometry import projective_tables
 from torch_impl.pp.jpeg import decode_jpeg_fast
-from torch_impl.pp.randaug import CUTOUT_CONST, MAX_LEVEL, OPS, TRANSLATE_CONST, geometry_coefficients
+from torch_impl.pp.randaug import OPS, TORCH_KERNELS, check_randaug, kernel_call
 
 
 __all__ = ["sample_batch_params", "batched_apply_op", "batched_randaugment", "BatchedRandAugment17",
@@ -32,9 +30,6 @@ __all__ = ["sample_batch_params", "batched_apply_op", "batched_randaugment", "Ba
 
 
 _F32 = torch.float32
-
-
-_SIGNED = {OPS.index(n) for n in ("Rotate", "ShearX", "ShearY", "TranslateX", "TranslateY")}
 
 
 def _check_batch(images: torch.Tensor) -> torch.Tensor:
@@ -53,160 +48,50 @@ def _per_sample(value, n: int, what: str, dtype=torch.float64) -> torch.Tensor:
     return t
 
 
-def _fill(replace, device) -> torch.Tensor:
-    vals = (replace,) * 3 if isinstance(replace, int) else tuple(replace)
-    if len(vals) != 3 or any(not 0 <= int(v) <= 255 for v in vals):
-        raise ValueError(f"replace must be an integer in [0, 255] or three of them, got {replace!r}")
-    return torch.tensor([int(v) for v in vals], dtype=torch.uint8, device=device).view(1, 3, 1, 1)
-
-
-def _col(t: torch.Tensor, device) -> torch.Tensor:
-    """(n,) host tensor -> (n, 1, 1, 1) on device."""
-    return t.to(device).view(-1, 1, 1, 1)
-
-
-# ---- colour kernels ------------------------------------------------------------------------------------
-def _blend(a: torch.Tensor, b: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    # big_vision blend: a + f * (b - a) in float32, truncated; clipping matters only when extrapolating and
-    # is a no-op otherwise (f = 0 and f = 1 give a and b exactly in float32).
-    af, bf = a.to(_F32), b.to(_F32)
-    return (af + factor * (bf - af)).clamp_(0.0, 255.0).to(torch.uint8)
-
-
-def _grey(x: torch.Tensor) -> torch.Tensor:
-    # tf.image.rgb_to_grayscale on uint8 (same float32 sequence as torch_impl.augment.rgb_to_grayscale).
-    f = x.to(_F32) * torch.tensor(1.0 / 255.0, dtype=_F32)
-    g = (f[:, 0:1] * torch.tensor(0.2989, dtype=_F32) + f[:, 1:2] * torch.tensor(0.5870, dtype=_F32)) \
-        + f[:, 2:3] * torch.tensor(0.1140, dtype=_F32)
-    return (g * torch.tensor(255.5, dtype=_F32)).to(torch.uint8)
-
-
-def _autocontrast(x):
-    lo = x.amin(dim=(-2, -1), keepdim=True).to(_F32)
-    hi = x.amax(dim=(-2, -1), keepdim=True).to(_F32)
-    flat = hi <= lo
-    scale = torch.tensor(255.0, dtype=_F32) / torch.where(flat, torch.ones_like(hi), hi - lo)
-    out = (x.to(_F32) * scale + (-lo * scale)).clamp(0.0, 255.0).to(torch.uint8)
-    return torch.where(flat, x, out)
-
-
-def _equalize(x):
-    n, c, h, w = x.shape
-    flat = x.reshape(n * c, h * w).to(torch.int64)
-    hist = torch.zeros(n * c, 256, dtype=torch.int64, device=x.device)
-    hist.scatter_add_(1, flat, torch.ones_like(flat))
-    top = flat.amax(dim=1, keepdim=True)
-    step = (hist.sum(dim=1, keepdim=True) - hist.gather(1, top)) // 255
-    safe = torch.where(step == 0, torch.ones_like(step), step)
-    lut = (hist.cumsum(dim=1) + step // 2) // safe
-    lut = torch.cat([torch.zeros_like(lut[:, :1]), lut[:, :-1]], dim=1).clamp(0, 255)
-    out = torch.where(step == 0, flat, lut.gather(1, flat))
-    return out.to(torch.uint8).reshape(n, c, h, w)
-
-
-def _sharpness(x, factor):
-    n, c, h, w = x.shape
-    smooth = x.clone()
-    if h >= 3 and w >= 3:
-        f = x.to(_F32)
-        k1 = torch.tensor(1.0, dtype=_F32) / torch.tensor(13.0, dtype=_F32)
-        k5 = torch.tensor(5.0, dtype=_F32) / torch.tensor(13.0, dtype=_F32)
-        acc = torch.zeros(n, c, h - 2, w - 2, dtype=_F32, device=x.device)
-        for r in range(3):
-            for cc in range(3):
-                acc = acc + f[..., r:r + h - 2, cc:cc + w - 2] * (k5 if (r, cc) == (1, 1) else k1)
-        smooth[..., 1:-1, 1:-1] = acc.clamp(0.0, 255.0).to(torch.uint8)
-    return _blend(smooth, x, factor)
-
-
-def _projective(x, a0, a1, a2, b0, b1, b2, fill):
-    """Nearest-neighbour projective sampling, per-sample float32 coefficients of shape (n, 1, 1)."""
-    n, c, h, w = x.shape
-    idx, inside = projective_tables(h, w, a0, a1, a2, b0, b1, b2, device=x.device)
-    out = torch.gather(x.reshape(n, c, h * w), 2, idx.reshape(n, 1, h * w).expand(n, c, h * w))
-    return torch.where(inside.unsqueeze(1), out.reshape(n, c, h, w), fill)
-
-
-def _cutout(x, pad: torch.Tensor, cy: torch.Tensor, cx: torch.Tensor, fill):
-    n, _, h, w = x.shape
-    top = (cy - pad).clamp_min(0)
-    bottom = h - (h - cy - pad).clamp_min(0)
-    left = (cx - pad).clamp_min(0)
-    right = w - (w - cx - pad).clamp_min(0)
-    d = x.device
-    rows = torch.arange(h, device=d).view(1, h, 1)
-    cols = torch.arange(w, device=d).view(1, 1, w)
-    inside = ((rows >= top.to(d).view(-1, 1, 1)) & (rows < bottom.to(d).view(-1, 1, 1))
-              & (cols >= left.to(d).view(-1, 1, 1)) & (cols < right.to(d).view(-1, 1, 1)))
-    return torch.where(inside.unsqueeze(1), fill, x)
+def _stack(rows: list[tuple]) -> tuple:
+    """Per-sample kernel arguments -> one argument per position: the shared value where every sample has
+    the same (a scalar keeps the kernel's shared path), else a tensor with one row per sample (float32 for
+    floats: the same rounding as the reference kernels' float32 scalars; int64 for integers)."""
+    out = []
+    for j in range(len(rows[0])):
+        values = [r[j] for r in rows]
+        v0 = values[0]
+        if all(v == v0 for v in values):
+            out.append(v0)
+        elif isinstance(v0, tuple):
+            out.append(torch.tensor(values, dtype=_F32 if isinstance(v0[0], float) else torch.int64))
+        else:
+            out.append(torch.tensor(values, dtype=_F32 if isinstance(v0, float) else torch.int64))
+    return tuple(out)
 
 
 # ---- one op on a group of samples --------------------------------------------------------------------------
 def batched_apply_op(images: torch.Tensor, name: str, level, *, sign=1, cutout_center=None, replace=128,
                      contrast: str = "big_vision") -> torch.Tensor:
     """``apply_op(images[n], name, level[n], sign=sign[n], cutout_center=cutout_center[n])`` for every n at
-    once. ``level``/``sign``: scalars or (N,) tensors; ``cutout_center``: (N, 2) integer (cy, cx) for
-    Cutout (required for it)."""
+    once: the arguments come from ``randaug.kernel_call`` per sample (the one op table), the kernels are
+    ``randaug.TORCH_KERNELS`` with one argument per image. ``level``/``sign``: scalars or (N,) tensors;
+    ``cutout_center``: (N, 2) integer (cy, cx) for Cutout (required for it)."""
     x = _check_batch(images)
-    if name not in OPS:
-        raise ValueError(f"unknown randaug op {name!r}; big_vision's 16 ops are: {', '.join(OPS)}")
-    if contrast not in ("big_vision", "fixed"):
-        raise ValueError(f"contrast must be 'big_vision' or 'fixed', got {contrast!r}")
     n, _, h, w = x.shape
-    lv = _per_sample(level, n, "level")
-    if bool(((lv < 0) | (lv > MAX_LEVEL) | lv.isnan()).any()):
-        raise ValueError(f"level must be in [0, {MAX_LEVEL:g}], got {lv.tolist()}")
-    sg = _per_sample(sign, n, "sign")
-    if bool(((sg != 1) & (sg != -1)).any()):
-        raise ValueError(f"sign must be +1 or -1, got {sg.tolist()}")
-    frac = lv / MAX_LEVEL            # float64, as big_vision's Python computes level_to_arg
-    dev = x.device
-    fill = _fill(replace, dev)
-    if name == "AutoContrast":
-        return _autocontrast(x)
-    if name == "Equalize":
-        return _equalize(x)
-    if name == "Invert":
-        return 255 - x
-    if name == "Posterize":
-        bits = torch.trunc(frac * 4).to(torch.int64)
-        shift = (8 - bits).clamp(0, 7).to(torch.uint8)          # TF clamps the uint8 shift to 7
-        s = _col(shift, dev)
-        return (x >> s) << s
-    if name == "Solarize":
-        thr = _col(torch.trunc(frac * 256).to(torch.int64) % 256, dev).to(torch.int16)  # 256 wraps to 0
-        return torch.where(x.to(torch.int16) < thr, x, 255 - x)
-    if name == "SolarizeAdd":
-        add = _col(torch.trunc(frac * 110).to(torch.int64), dev).to(torch.int16)
-        added = (x.to(torch.int16) + add).clamp(0, 255).to(torch.uint8)
-        return torch.where(x < 128, added, x)
-    if name in ("Color", "Contrast", "Brightness", "Sharpness"):
-        factor = _col((frac * 1.8 + 0.1).to(_F32), dev)
-        if name == "Color":
-            return _blend(_grey(x).expand(n, 3, h, w), x, factor)
-        if name == "Brightness":
-            return _blend(torch.zeros_like(x), x, factor)
-        if name == "Sharpness":
-            return _sharpness(x, factor)
-        grey = _grey(x)
-        if contrast == "big_vision":   # blend towards pixel_count / 256 (clipped), not the mean grey
-            mean = (torch.tensor(float(h * w), dtype=_F32) / torch.tensor(256.0, dtype=_F32)).clamp(0.0, 255.0)
-            mean = mean.to(torch.uint8).to(dev).view(1, 1, 1, 1).expand(n, 1, 1, 1)
-        else:
-            mean = grey.to(torch.float64).mean(dim=(-3, -2, -1), keepdim=True).to(_F32).clamp(0.0, 255.0).to(torch.uint8)
-        return _blend(mean.expand(n, 3, h, w), x, factor)
-    if name in ("Rotate", "ShearX", "ShearY", "TranslateX", "TranslateY"):
-        coeffs = geometry_coefficients(name, h, w, lv, sg)
-        return _projective(x, *(c.to(dev) for c in coeffs), fill)
-    if name == "Cutout":
-        if cutout_center is None:
-            raise ValueError("Cutout needs cutout_center: an (N, 2) tensor of (cy, cx) per sample")
-        cc = torch.as_tensor(cutout_center).cpu().to(torch.int64).reshape(n, 2)
-        if bool(((cc[:, 0] < 0) | (cc[:, 0] >= h) | (cc[:, 1] < 0) | (cc[:, 1] >= w)).any()):
-            raise ValueError(f"cutout_center must lie inside the {h}x{w} image")
-        pad = torch.trunc(frac * CUTOUT_CONST).to(torch.int64)
-        return _cutout(x, pad, cc[:, 0], cc[:, 1], fill)
-    raise AssertionError(name)
+    if n == 0:
+        return x.clone()
+    levels = _per_sample(level, n, "level").tolist()
+    signs = [int(s) for s in _per_sample(sign, n, "sign").tolist()]
+    if cutout_center is None:
+        centers = [None] * n
+    else:
+        centers = [tuple(c) for c in torch.as_tensor(cutout_center).cpu().to(torch.int64).reshape(n, 2).tolist()]
+    calls: dict = {}
+    rows = []
+    for key in zip(levels, signs, centers):
+        call = calls.get(key)
+        if call is None:
+            call = calls[key] = kernel_call(name, key[0], key[1], height=h, width=w, contrast=contrast,
+                                            fill=replace, cutout_center=key[2])
+        rows.append(call[1])
+    kernel = call[0]                       # one op: the same kernel for every sample
+    return getattr(TORCH_KERNELS, kernel)(x, *_stack(rows))
 
 
 # ---- RandAugment ------------------------------------------------------------------------------------------
@@ -249,9 +134,7 @@ class BatchedRandAugment17(torch.nn.Module):
     def __init__(self, num_ops: int = 2, magnitude: float = 10, fill=128, contrast: str = "big_vision", *,
                  generator: torch.Generator | None = None):
         super().__init__()
-        if isinstance(num_ops, bool) or not isinstance(num_ops, int) or num_ops < 0:
-            raise ValueError(f"num_ops must be a non-negative integer, got {num_ops!r}")
-        self.num_ops, self.magnitude, self.fill, self.contrast = num_ops, float(magnitude), fill, contrast
+        self.num_ops, self.magnitude, self.fill, self.contrast = check_randaug(num_ops, magnitude, fill, contrast)
         self.generator = generator
 
     def forward(self, images: torch.Tensor, magnitude=None) -> torch.Tensor:
@@ -261,7 +144,8 @@ class BatchedRandAugment17(torch.nn.Module):
                                    replace=self.fill, contrast=self.contrast)
 
     def extra_repr(self) -> str:
-        return f"num_ops={self.num_ops}, magnitude={self.magnitude:g}, fill={self.fill}, contrast={self.contrast!r}"
+        fill = self.fill[0] if len(set(self.fill)) == 1 else self.fill
+        return f"num_ops={self.num_ops}, magnitude={self.magnitude:g}, fill={fill}, contrast={self.contrast!r}"
 
 
 def randaugment_on_device(images: torch.Tensor, *, num_ops: int, magnitude: float,

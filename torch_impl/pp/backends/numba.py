@@ -312,13 +312,13 @@ def _gather_fill_kernel(x, table, fill, out):
         xs, os_ = x[c].reshape(-1), out[c].reshape(-1)
         for i in range(n):
             k = table[i]
-            os_[i] = fill if k >= n else xs[k]
+            os_[i] = fill[c] if k >= n else xs[k]
 
 
-def gather_fill(x: np.ndarray, table: np.ndarray, fill: int) -> np.ndarray:
-    """out[c].flat[i] = x[c].flat[table[i]], or ``fill`` where table[i] == H*W (outside the source)."""
+def gather_fill(x: np.ndarray, table: np.ndarray, fill) -> np.ndarray:
+    """out[c].flat[i] = x[c].flat[table[i]], or ``fill[c]`` where table[i] == H*W (outside the source)."""
     out = np.empty_like(x)
-    _gather_fill_kernel(np.ascontiguousarray(x), table, np.uint8(fill), out)
+    _gather_fill_kernel(np.ascontiguousarray(x), table, np.ascontiguousarray(fill, dtype=np.uint8), out)
     return out
 
 
@@ -336,7 +336,7 @@ def warm_up() -> None:
     sharpness(x, 0.0)
     autocontrast(x)
     equalize(x)
-    gather_fill(x, np.zeros(20, np.int64), 128)
+    gather_fill(x, np.zeros(20, np.int64), (128, 128, 128))
     value_range_m1p1(x)
     hwc = np.ascontiguousarray(x.transpose(1, 2, 0))
     resize_hwc(hwc, _kernel_tables(4, 5, 3, 3, False))

@@ -23,6 +23,7 @@ float32 passes beat one gather.
 """
 from __future__ import annotations
 
+import types
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -32,7 +33,6 @@ import torch
 from torch_impl.pp import randaug as A
 from torch_impl.pp.backends import numba as _nk
 from torch_impl.pp.jpeg import _check_box, decode_jpeg_fast, jpeg_shape
-from torch_impl.pp.randaug import geometry_coefficients
 from torch_impl.pp.geometry import projective_tables
 from torch_impl.pp.resize import _kernel_tables, _numpy_tables
 
@@ -214,16 +214,16 @@ def invert(x: np.ndarray) -> np.ndarray:
     return np.bitwise_xor(x, np.uint8(255))
 
 
-def posterize(x: np.ndarray, bits: int) -> np.ndarray:
-    """augment._posterize: (x >> shift) << shift on uint8 (shift = (8 - bits) mod 256, clamped to 7 as TF
-    does) keeps the top 8 - shift bits: x & (0xFF << shift)."""
-    shift = min((8 - int(bits)) % 256, 7)
-    return np.bitwise_and(x, np.uint8((0xFF << shift) & 0xFF))
+def posterize(x: np.ndarray, shift: int) -> np.ndarray:
+    """``randaug`` kernel ``posterize``: (x >> shift) << shift on uint8 keeps the top 8 - shift bits:
+    x & (0xFF << shift) (``randaug.posterize_shift`` gives the shift)."""
+    return np.bitwise_and(x, np.uint8((0xFF << int(shift)) & 0xFF))
 
 
 def solarize(x: np.ndarray, threshold: int) -> np.ndarray:
-    """where(x < threshold % 256, x, 255 - x); 255 - x is x ^ 255 on uint8."""
-    thr = int(threshold) % 256
+    """``randaug`` kernel ``solarize``: where(x < threshold, x, 255 - x); 255 - x is x ^ 255 on uint8
+    (``randaug.solarize_threshold`` gives the threshold, already wrapped to uint8)."""
+    thr = int(threshold)
     if thr == 0:
         return np.bitwise_xor(x, np.uint8(255))
     mask = (x >= thr).view(np.uint8)
@@ -231,8 +231,9 @@ def solarize(x: np.ndarray, threshold: int) -> np.ndarray:
     return np.bitwise_xor(x, mask, out=mask)
 
 
-def solarize_add(x: np.ndarray, addition: int, threshold: int = 128) -> np.ndarray:
-    """where(x < threshold, clip(x + addition, 0, 255), x) for addition >= 0."""
+def solarize_add(x: np.ndarray, addition: int) -> np.ndarray:
+    """``randaug`` kernel ``solarize_add``: where(x < 128, clip(x + addition, 0, 255), x) for addition >= 0."""
+    threshold = A.SOLARIZE_ADD_THRESHOLD
     a = int(addition)
     if a < 0:
         raise ValueError(f"solarize_add: addition must be >= 0, got {addition}")
@@ -316,23 +317,13 @@ def to_value_range(image: torch.Tensor, vmin: float = -1.0, vmax: float = 1.0) -
     return x.mul_(vmax - vmin).add_(vmin)
 
 
-# ---- RandAugment on one image, fast: LUTs for pointwise ops, cached tables for geometric ops -------------------
-_GEOMETRIC = ("Rotate", "ShearX", "ShearY", "TranslateX", "TranslateY")
-
-
-# Ops run by the numpy kernels of torch_impl.fast_ops (Contrast only in big_vision's mode); Cutout is a
-# slice assignment in fast_apply_op.
-_NUMPY_OPS = ("AutoContrast", "Equalize", "Invert", "Posterize", "Solarize", "SolarizeAdd", "Color", "Contrast",
-              "Brightness", "Sharpness")
-
-
+# ---- RandAugment on one image: the kernels of torch_impl.pp.randaug.KERNELS on numpy arrays ---------------
 @lru_cache(maxsize=256)
-def _geometry(name: str, level: float, sign: int, h: int, w: int):
-    """The op as a gather table into the flattened image with one extra slot (index h*w) holding the fill
-    value; or, when the table is exactly a whole-image shift (Translate, and any op whose table happens
-    to be one), ``(dy, dx)``: out[y, x] = in[y + dy, x + dx] where that is inside, else the fill."""
-    coeffs = geometry_coefficients(name, h, w, torch.tensor([level]), torch.tensor([sign]))
-    idx, inside = projective_tables(h, w, *coeffs)
+def _geometry(coeffs: tuple[float, ...], h: int, w: int):
+    """The projective map as a gather table into the flattened image with one extra slot (index h*w) holding
+    the fill value; or, when the table is exactly a whole-image shift (Translate, and any op whose table
+    happens to be one), ``(dy, dx)``: out[y, x] = in[y + dy, x + dx] where that is inside, else the fill."""
+    idx, inside = projective_tables(h, w, *(torch.tensor(v, dtype=torch.float32).view(1, 1, 1) for v in coeffs))
     table = torch.where(inside[0], idx[0], h * w).reshape(-1).numpy()
     # Detect a shift from one pixel, then confirm it against the whole table (exact by construction).
     for dy, dx in _shift_candidates(table, h, w):
@@ -355,92 +346,75 @@ def _shift_table(dy: int, dx: int, h: int, w: int) -> np.ndarray:
     return np.where(ok, ys * w + xs, h * w).reshape(-1)
 
 
-def _geometric_apply(x: np.ndarray, geo, replace: int) -> np.ndarray:
+def affine(x: np.ndarray, coeffs: tuple[float, ...], fill) -> np.ndarray:
+    """``randaug`` kernel ``affine``: nearest-neighbour projective sampling through a cached gather table
+    (or a plain shift), ``fill`` (one value per channel) outside the image."""
     _, h, w = x.shape
+    geo = _geometry(tuple(coeffs), h, w)
+    fill = np.asarray(fill, np.uint8)
     if isinstance(geo, tuple):
         dy, dx = geo
-        out = np.full_like(x, replace)
+        out = np.empty_like(x)
+        out[:] = fill[:, None, None]
         oy0, oy1 = max(0, -dy), min(h, h - dy)
         ox0, ox1 = max(0, -dx), min(w, w - dx)
         if oy1 > oy0 and ox1 > ox0:
             out[:, oy0:oy1, ox0:ox1] = x[:, oy0 + dy:oy1 + dy, ox0 + dx:ox1 + dx]
         return out
     if _nk.enabled():
-        return _nk.gather_fill(x, geo, replace)
+        return _nk.gather_fill(x, geo, fill)
     src = np.empty((3, h * w + 1), np.uint8)
     src[:, :-1] = x.reshape(3, -1)
-    src[:, -1] = replace
+    src[:, -1] = fill
     return np.take(src, geo, axis=1).reshape(3, h, w)
 
 
-def _contrast_degenerate(h: int, w: int) -> int:
-    # big_vision: the 256-bin histogram's sum (= pixel count, in float32) / 256, clipped to 255, truncated.
-    return int(min(np.float32(h * w) / np.float32(256.0), np.float32(255.0)))
+def cutout(x: np.ndarray, box, fill) -> np.ndarray:
+    """``randaug`` kernel ``cutout``: the box (top, bottom, left, right) gets ``fill``."""
+    top, bottom, left, right = box
+    out = x.copy()
+    if bottom > top and right > left:
+        out[:, top:bottom, left:right] = np.asarray(fill, np.uint8)[:, None, None]
+    return out
 
 
-def _numpy_op(x: np.ndarray, name: str, level: float, contrast: str) -> np.ndarray:
-    if name == "AutoContrast":
-        return autocontrast(x)
-    if name == "Equalize":
-        return equalize(x)
-    if name == "Invert":
-        return invert(x)
-    arg = A.op_argument(name, level)
-    if name == "Posterize":
-        return posterize(x, arg)
-    if name == "Solarize":
-        return solarize(x, arg)
-    if name == "SolarizeAdd":
-        return solarize_add(x, arg)
-    if name == "Brightness":
-        return brightness(x, arg)
-    if name == "Color":
-        return color(x, arg)
-    if name == "Sharpness":
-        return sharpness(x, arg)
-    if name == "Contrast" and contrast == "big_vision":
-        return contrast_constant(x, _contrast_degenerate(*x.shape[1:]), arg)
-    return A.apply_op(torch.from_numpy(x), name, level, contrast=contrast).numpy()
+def blend_constant(x: np.ndarray, value: int, factor: float) -> np.ndarray:
+    """``randaug`` kernel ``blend_constant`` (Brightness: value 0; big_vision's Contrast: its degenerate)."""
+    return brightness(x, factor) if value == 0 else contrast_constant(x, value, factor)
+
+
+def blend_mean_grey(x: np.ndarray, factor: float) -> np.ndarray:
+    """``randaug`` kernel ``blend_mean_grey`` (contrast="fixed"): the mean grey computed by randaug.mean_grey
+    itself (a float64 reduction: the same code gives the same value), then the constant blend."""
+    return contrast_constant(x, int(A.mean_grey(torch.from_numpy(x))), factor)
+
+
+NUMPY_KERNELS = types.SimpleNamespace(
+    autocontrast=autocontrast, equalize=equalize, invert=invert, posterize=posterize, solarize=solarize,
+    solarize_add=solarize_add, blend_constant=blend_constant, blend_grey=color, blend_mean_grey=blend_mean_grey,
+    sharpness=sharpness, affine=affine, cutout=cutout)
+assert set(vars(NUMPY_KERNELS)) == set(A.KERNELS)
 
 
 def fast_apply_op(image: torch.Tensor, name: str, level: float, *, sign: int = 1, cutout_center=None,
-                  replace: int = 128, contrast: str = "big_vision") -> torch.Tensor:
-    """``torch_impl.augment.apply_op`` on one uint8 (3, H, W) image, faster: numpy kernels with the same float32
-    operations (``torch_impl.fast_ops``) for the colour ops, cached gather tables (or a plain shift) for the
-    geometric ops, a slice for Cutout. Parity with apply_op is checked in
-    tests/test_fast_pipeline.py and on the recorded randaug_ops fixtures (parity/families/fast_paths.py)."""
+                  replace=128, contrast: str = "big_vision") -> torch.Tensor:
+    """``torch_impl.pp.randaug.apply_op`` on one uint8 (3, H, W) image through the numpy kernels (numba where
+    enabled): the same dispatch (``randaug.kernel_call``), the same float32 operations. Parity with apply_op
+    is checked in tests/test_fast_pipeline.py and on the recorded randaug_ops fixtures (parity family
+    fast_paths). Cutout needs ``cutout_center``."""
     if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[0] != 3:
         raise ValueError(f"fast_apply_op expects a uint8 (3, H, W) tensor, got {image.dtype} {tuple(image.shape)}")
-    if (isinstance(replace, bool) or not isinstance(replace, int) or not 0 <= replace <= 255
-            or contrast not in A.CONTRAST_MODES):  # apply_op handles (or rejects with a clear error) the rest
-        return A.apply_op(image, name, level, sign=sign, replace=replace, cutout_center=cutout_center,
-                          contrast=contrast)
-    level = A._check_level(level)
     _, h, w = image.shape
+    kernel, args = A.kernel_call(name, level, sign, height=h, width=w, contrast=contrast, fill=replace,
+                                 cutout_center=cutout_center)
     x = image.numpy() if image.is_contiguous() else image.contiguous().numpy()
-    if name in _GEOMETRIC:
-        return torch.from_numpy(_geometric_apply(x, _geometry(name, level, A._check_sign(sign), h, w), replace))
-    if name in _NUMPY_OPS:
-        return torch.from_numpy(_numpy_op(x, name, level, contrast))
-    if name == "Cutout":
-        if cutout_center is None:
-            raise ValueError("fast_apply_op: Cutout needs cutout_center")
-        pad = A.op_argument(name, level)
-        cy, cx = A._check_center(cutout_center, h, w)
-        out = x.copy()
-        top, bottom = max(0, cy - pad), h - max(0, h - cy - pad)
-        left, right = max(0, cx - pad), w - max(0, w - cx - pad)
-        if bottom > top and right > left:
-            out[:, top:bottom, left:right] = replace
-        return torch.from_numpy(out)
-    return A.apply_op(image, name, level, sign=sign, replace=replace, cutout_center=cutout_center,
-                      contrast=contrast)
+    return torch.from_numpy(getattr(NUMPY_KERNELS, kernel)(x, *args))
 
 
 def fast_randaugment(image: torch.Tensor, num_ops: int = 2, magnitude: float = 10, *,
-                     generator: torch.Generator | None = None, fill: int = 128,
+                     generator: torch.Generator | None = None, fill=128,
                      contrast: str = "big_vision") -> torch.Tensor:
-    """``torch_impl.augment.randaugment`` (same draws from ``generator``, same result) through fast_apply_op."""
+    """``torch_impl.pp.randaug.randaugment`` (same draws from ``generator``, same result) through fast_apply_op."""
     for p in A.sample_randaug_params(num_ops, *image.shape[-2:], generator=generator):
         image = fast_apply_op(image, p["name"], magnitude, sign=p["sign"], cutout_center=p["cutout_center"],
                               replace=fill, contrast=contrast)

@@ -1,0 +1,101 @@
+"""Family `dynamics`: whole-run training dynamics, big_vision's own train.py vs the torch loop (issue 16).
+
+Reference: fixtures/dynamics/reference.npz, K = 8 seeds of big_vision/train.py on the generated 10-class
+JPEG data (recipe parity/dynamics/recipe.json), recorded by `python -m reference.dynamics`.
+
+This family is the REDUCED check that fits the default test run: REDUCED_K torch seeds of the first
+REDUCED_STEPS updates of the same recipe (same schedule: the runs are the start of full runs), compared with
+the reference's first REDUCED_STEPS updates of all K seeds: initial loss = ln 10, the lr schedule, and
+per-step bands of loss, raw-gradient norm and parameter norm (parity.dynamics.compare). The whole-run check
+(final-accuracy and late-loss equivalence tests, whole-run bands, all six controls) is
+`parity dynamics check` and the `dynamics_full` test (PARITY_DYNAMICS_FULL=1).
+
+Negative controls here: the cheapest rejected porting mistakes (PyTorch's default init), trained for
+CONTROL_STEPS updates.
+
+Torch runs are cached under $PARITY_DYNAMICS_WORKDIR (default ~/.cache/vit-parity/dynamics-runs), keyed by the
+recipe, the data and the torch side's source, so a rerun without code changes trains nothing.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import os
+from pathlib import Path
+
+from parity.checks import Check
+
+NAME = "dynamics"
+REDUCED_K = 2
+REDUCED_STEPS = 12
+CONTROL_STEPS = 3
+CONTROL_K = 2
+REDUCED_CONTROLS = ("torch_init",)
+STATS = ("initial_loss", "lr_schedule", "early_loss_bands", "early_grad_norm_bands", "early_param_norm_bands")
+
+
+def make_requests():
+    raise RuntimeError("the dynamics family is recorded by `python -m reference.dynamics` (big_vision's train.py, "
+                       "K seeds, ~1 h on 2 cores), not by `parity fixtures generate`")
+
+
+def workdir() -> Path:
+    env = os.environ.get("PARITY_DYNAMICS_WORKDIR")
+    return Path(env) if env else Path.home() / ".cache" / "vit-parity" / "dynamics-runs"
+
+
+@functools.lru_cache(maxsize=None)
+def _outcome(store_root: str):
+    from parity.dynamics.check import REFERENCE_FIXTURE, run_check
+    from parity.dynamics.curves import reference_curves
+    from parity.store import FixtureStore
+    store = FixtureStore(store_root)
+    ref = reference_curves(store.load(REFERENCE_FIXTURE), where=str(store.root / REFERENCE_FIXTURE))
+    return run_check(reference=ref, workdir=workdir(), variants=("correct",) + REDUCED_CONTROLS, k=REDUCED_K,
+                     steps=REDUCED_STEPS, control_k=CONTROL_K, control_steps=CONTROL_STEPS, progress=False)
+
+
+def _safe(fn):
+    """A failure to compute (no data, a run that diverged, a changed loop API) is an ERROR row with the
+    message, not a crash of the whole `parity check`."""
+    def compute():
+        try:
+            return fn()
+        except Exception as e:  # noqa: BLE001
+            return math.nan, f"{type(e).__name__}: {e}"
+    return compute
+
+
+def checks(store) -> list[Check]:
+    from parity.dynamics.check import REFERENCE_FIXTURE
+    if REFERENCE_FIXTURE not in store.entries(NAME):
+        # the runner turns a family without its fixture into failing rows (never a vacuous pass)
+        from parity.store import FixtureError
+        raise FixtureError(f"{store.root / REFERENCE_FIXTURE}: no recorded reference curves; record them with "
+                           "`BIG_VISION_DIR=... python -m reference.dynamics` (big_vision's train.py, K seeds)")
+    root = str(store.root)
+    out = []
+    for stat in STATS:
+        def compute(stat=stat):
+            comp = _outcome(root).comparisons["correct"]
+            s = comp.get(stat)
+            return s.value, f"{comp.n_ours} torch vs {comp.n_ref} big_vision seeds, {comp.steps} updates: {s.detail}"
+        out.append(Check(NAME, f"reduced:{stat}", stat, _bar(stat), _safe(compute), slow=True))
+    for ctl in REDUCED_CONTROLS:
+        def compute(ctl=ctl):
+            comp = _outcome(root).comparisons[ctl]
+            return float(len(comp.failed)), (f"{comp.n_ours} seeds x {comp.steps} updates; failed: "
+                                             f"{', '.join(comp.failed) or 'nothing (not detected)'}")
+        out.append(Check(NAME, f"reduced:control_{ctl}", "statistics failed", 0.0, _safe(compute), negative=True,
+                         slow=True))
+    return out
+
+
+def _bar(stat: str) -> float:
+    from parity.dynamics import compare as C
+    from parity.dynamics.stats import BAND_ALLOWED_FRACTION
+    if stat == "initial_loss":
+        return C.INITIAL_LOSS_BAR
+    if stat == "lr_schedule":
+        return C.LR_BAR
+    return float(max(1, math.floor(BAND_ALLOWED_FRACTION * REDUCED_STEPS)))
