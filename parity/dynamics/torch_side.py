@@ -122,14 +122,10 @@ def run_seed(recipe: dict, data_dir: str | Path, workdir: str | Path, seed: int,
     run_dir = Path(workdir) / variant / f"seed_{seed}_steps_{steps}"
     out = run_dir / "run.npz"
     key = run_key(recipe, variant, seed, steps, data_dir)
-    if out.exists() and not fresh:
-        try:
-            with np.load(out, allow_pickle=False) as z:
-                cached = {k: z[k] for k in z.files}
-            if json.loads(str(cached["key"][()])) == key:
-                return _from_npz(cached)
-        except Exception:  # noqa: BLE001 - unreadable cache: redo the run
-            pass
+    if not fresh:
+        hit = _cached(Path(workdir) / variant, seed, steps, key)
+        if hit is not None:
+            return hit
     cfg = torch_config(recipe, seed, num_workers=num_workers)
     if v.config:
         apply_overrides(cfg, dict(v.config))
@@ -156,6 +152,30 @@ def run_seed(recipe: dict, data_dir: str | Path, workdir: str | Path, seed: int,
     echo(f"dynamics: torch {variant} seed {seed}: {steps} steps in {secs:.0f} s, final loss {loss[-1]:.4f}"
          + (f", val acc {run['eval_acc'][-1]:.3f}" if len(evals) else ""))
     return run
+
+
+def _cached(base: Path, seed: int, steps: int, key: dict) -> dict | None:
+    """A cached run with this key, or the first ``steps`` updates of a longer cached run of the same seed
+    (same recipe, so the same schedule: its first updates ARE the shorter run; evals after ``steps`` are
+    dropped)."""
+    for d in sorted(base.glob(f"seed_{seed}_steps_*"), key=lambda p: int(p.name.rsplit("_", 1)[1])):
+        n = int(d.name.rsplit("_", 1)[1])
+        if n < steps or not (d / "run.npz").exists():
+            continue
+        try:
+            with np.load(d / "run.npz", allow_pickle=False) as z:
+                cached = {k: z[k] for k in z.files}
+            if json.loads(str(cached["key"][()])) != {**key, "steps": n}:
+                continue
+        except Exception:  # noqa: BLE001 - unreadable cache: ignore it (the run is redone)
+            continue
+        run = _from_npz(cached)
+        if n > steps:
+            e = run["eval_steps"] <= steps
+            run.update({k: run[k][:steps] for k in ("steps", "train_loss", "lr", "grad_norm", "param_norm")})
+            run.update({k: run[k][e] for k in ("eval_steps", "eval_acc", "eval_loss")})
+        return run
+    return None
 
 
 def _from_npz(z: dict) -> dict:

@@ -27,7 +27,7 @@ from parity.checks import Check
 
 NAME = "dynamics"
 REDUCED_K = 2
-REDUCED_STEPS = 12
+REDUCED_STEPS = 20        # = the recipe's warmup: the early window of the full check
 CONTROL_STEPS = 3
 CONTROL_K = 2
 REDUCED_CONTROLS = ("torch_init",)
