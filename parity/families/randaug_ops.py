@@ -219,12 +219,13 @@ def _wrong_direction(x, case):
 
 def _ties_to_even(x, case):
     """Geometry with torch.round (ties to even) instead of TF's std::round (ties away from zero)."""
-    orig = A._round_half_away
-    A._round_half_away = torch.round
+    from torch_impl.pp import geometry as G    # the nearest-neighbour sampling looks its rounding up there
+    orig = G._round_half_away
+    G._round_half_away = torch.round
     try:
         return _apply()(x, case)
     finally:
-        A._round_half_away = orig
+        G._round_half_away = orig
 
 
 def _posterize_unclamped(x, case):
