@@ -280,7 +280,7 @@ def test_batched_paths_on_cuda_equal_cpu():
 
 def test_device_decode_path_draws_the_same_crops_as_the_fast_path():
     """runtime.device_decode ships (jpeg, box, flip) drawn exactly as the fast path draws them; decoded with
-    torchvision's CPU decoder (libjpeg-turbo, accurate DCT) it equals the fast path with the accurate DCT."""
+    torchvision's CPU decoder (libjpeg-turbo, accurate DCT) it equals decode-then-slice of those draws."""
     from torch_impl.pp.backends.batched import decode_crop_resize
     from torch_impl.config import PPConfig
     from torch_impl.data.loader import assemble_batch, collate_train, deferred_jpegs
@@ -301,7 +301,16 @@ def test_device_decode_path_draws_the_same_crops_as_the_fast_path():
     assert batch["image_index"].tolist() == list(range(1, len(items), 2))
     assert [j.numpy().tobytes() for j in deferred_jpegs(dfr)] == jpegs * 2
     out = decode_crop_resize(deferred_jpegs(dfr), dfr["box"], dfr["flip"], 224, "cpu")
-    torch.testing.assert_close(out, batch["image"], rtol=0, atol=0)
+    # The same draws as the worker path (box and flip per seed) ...
+    for k, (seed, data) in enumerate(enumerate(jpegs * 2)):
+        exact.generator.manual_seed(seed)
+        box, flip = exact.fast.plan(data)
+        assert dfr["box"][k].tolist() == list(box) and bool(dfr["flip"][k]) == flip
+        # ... but a whole-image decode (no decoder on the device decodes only the window), so the pixels are
+        # decode-then-slice's, which differ from big_vision's decode_and_crop_jpeg in the window's edge columns
+        t, l, h, w = box
+        ref = R.resize(J.decode_jpeg(data, precise=True)[:, t:t + h, l:l + w], 224)
+        torch.testing.assert_close(out[k], ref.flip(-1) if flip else ref, rtol=0, atol=0)
     whole = assemble_batch(batch, "cpu")
     torch.testing.assert_close(whole[0::2], out, rtol=0, atol=0)
     torch.testing.assert_close(whole[1::2], batch["image"], rtol=0, atol=0)

@@ -269,7 +269,9 @@ static void run(job *j) {
     JDIMENSION n = api.read_scanlines(&cinfo, &row, 1);
     if (n == 0) {             /* the source suspended: TF's "Premature end of JPEG data" */
       status = ERR_TRUNCATED;
+      /* (negative when skipping the rows above the window already ran out of data) */
       j->rows_read = (int)cinfo.output_scanline - (int)skipped;
+      if (j->rows_read < 0) j->rows_read = 0;
       break;
     }
     if (cmyk) {

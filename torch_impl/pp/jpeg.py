@@ -3,20 +3,17 @@
 * :func:`decode_jpeg`: big_vision ``decode`` (TF's default fast-DCT decode, ``precise=False``) and
   ``decode(precise=True)`` (INTEGER_ACCURATE), any format TF's ``decode_image`` reads, corrupt files raising
   :class:`ImageDecodeError` naming the file.
-* :func:`decode_jpeg_fast` / :func:`decode_crop_jpeg`: the training path's decode through ``simplejpeg``
-  (PyPI, bundles libjpeg-turbo 3.x) using the FAST integer IDCT: TensorFlow's default JPEG decode (the one
-  big_vision's training op uses; it does not ask for ``INTEGER_ACCURATE``) is libjpeg's ``JDCT_IFAST``, and
-  simplejpeg's ``fastdct=True`` equals it bit for bit.
-* Decode only down to the crop window's bottom row: the JPEG header's height is lowered to
-  ``bottom + 2`` so libjpeg-turbo stops early (the two extra rows keep the chroma upsampling of the last
-  row identical to a full decode). Rows above the window and columns outside it are still decoded:
-  no PyPI binding exposes libjpeg-turbo's ``jpeg_crop_scanline`` crop-window decode (simplejpeg decodes
-  whole images, PyTurboJPEG only crops losslessly into a new JPEG and needs a system libturbojpeg >= 3).
-* Known difference from big_vision (measured, not hidden): TF's ``decode_and_crop_jpeg`` (libjpeg-turbo's
-  partial decode) treats the crop's right edge as an image edge for chroma upsampling, so the crop's LAST
-  column can differ from "decode the whole image, then crop" (by up to ~20 levels, in about half of the
-  windows, only when the window stops short of the image's right edge). Every other pixel is identical.
-  We decode like TF's full decode; the fast_paths family checks both statements against TF.
+* :func:`decode_crop_hwc` / :func:`decode_crop_jpeg`: big_vision's train-op decode,
+  ``tf.image.decode_and_crop_jpeg`` (only the crop window, TF's default fast integer IDCT), bit for bit and
+  with TF's accept/reject verdict on truncated files, through :mod:`torch_impl.pp.tf_jpeg` (TF's libjpeg
+  calls on libjpeg-turbo). TF's partial decode treats the window as the image for chroma upsampling, so on
+  4:2:0 / 4:2:2 files its edge columns differ from "decode everything, then slice" (up to ~20 levels); the
+  preprocess family's ``train_window_*`` rows check it on 8 encodings. Without the C extension it falls back,
+  loudly, to the previous decode (below).
+* :func:`decode_jpeg_fast`: whole images (or the rows down to a given one) through ``simplejpeg`` (PyPI,
+  bundles libjpeg-turbo 3.x) with the FAST integer IDCT: TF's default ``decode_jpeg``, bit for bit. Used by
+  the fallback and by benchmarks; lowering the JPEG header's height to ``bottom + 2`` stops libjpeg-turbo
+  after the needed rows (the two extra rows keep the last row's chroma upsampling identical).
 """
 from __future__ import annotations
 
@@ -28,6 +25,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from torch_impl.pp import tf_jpeg
+
 try:  # optional: the fast-DCT decode (TF's default) needs it; precise=True does not
     import simplejpeg
 except ImportError:  # pragma: no cover - depends on the environment
@@ -38,7 +37,13 @@ except ImportError:  # pragma: no cover - depends on the environment
 # Decoding
 # ---------------------------------------------------------------------------------------------------
 class ImageDecodeError(ValueError):
-    """An encoded image could not be decoded; the message names the file (when known) and the fix."""
+    """An encoded image could not be decoded; the message names the file (when known) and the fix.
+    ``reason``: "truncated" (the data ends before what the decode needs), "corrupt" (the decoder rejects
+    the data), "not_an_image" (no known image format) -- the categories a training run counts."""
+
+    def __init__(self, message: str, *, reason: str = "corrupt"):
+        super().__init__(message)
+        self.reason = reason
 
 
 def _where(path) -> str:
@@ -115,7 +120,8 @@ def decode_jpeg(data: bytes, *, precise: bool = True, path=None) -> torch.Tensor
             arr = np.asarray(im)
     except UnidentifiedImageError as e:
         raise ImageDecodeError(f"{_where(path)}unknown image format (first bytes {data[:8]!r}); expected a "
-                               "JPEG (or PNG/GIF/BMP/WebP). The file is probably corrupt or not an image.") from e
+                               "JPEG (or PNG/GIF/BMP/WebP). The file is probably corrupt or not an image.",
+                               reason="not_an_image") from e
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageDecodeError(f"{_where(path)}cannot decode image ({e}). The file is truncated or corrupt: "
                                "re-download or re-encode it (TF fails on it too).") from e
@@ -213,15 +219,61 @@ def _check_box(box, h: int, w: int) -> tuple[int, int, int, int]:
     return top, left, bh, bw
 
 
-def decode_crop_jpeg(data: bytes, box: Sequence[int], *, fast_dct: bool = True) -> torch.Tensor:
-    """The crop ``box=(top, left, height, width)`` of the decoded JPEG as uint8 (3, h, w) (a view into the
-    decoded rows). Equals TF's ``decode_jpeg`` followed by slicing; see the module doc for the one column
-    where TF's ``decode_and_crop_jpeg`` differs."""
-    h, w = jpeg_shape(data)
-    top, left, bh, bw = _check_box(box, h, w)
-    rgb = decode_jpeg_fast(data, fast_dct=fast_dct, rows=top + bh)
-    return torch.from_numpy(rgb).permute(2, 0, 1)[:, top:top + bh, left:left + bw]
+def crop_decoder_status():
+    """Whether the exact crop-window decode (:mod:`torch_impl.pp.tf_jpeg`) is in use here, and why not."""
+    return tf_jpeg.status()
+
+
+_REASON = {"truncated": "truncated", "libjpeg": "corrupt", "window": "corrupt", "size": "corrupt",
+           "components": "corrupt"}
+
+
+def decode_crop_hwc(data, box: Sequence[int], *, fast_dct: bool = True, path=None,
+                    out: np.ndarray | None = None) -> np.ndarray:
+    """big_vision's train-op decode of one window: ``tf.image.decode_and_crop_jpeg(data, box, channels=3)``
+    as uint8 (h, w, 3), bit for bit and with TF's accept/reject verdict (a window that needs rows past the
+    end of a truncated file fails; see :mod:`torch_impl.pp.tf_jpeg`). ``out``: a preallocated (h, w, 3)
+    uint8 array to fill. Failures raise :class:`ImageDecodeError` naming ``path`` with ``reason``
+    "truncated" or "corrupt".
+
+    Without the exact decoder (C extension not built, no libjpeg-turbo library) this warns once and falls
+    back to the previous decode (rows down to the window's bottom, then a slice: the window's edge columns
+    differ on chroma-subsampled files)."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"{_where(path)}JPEG data must be bytes, got {type(data).__name__}")
+    if bytes(data[:3]) != b"\xff\xd8\xff":
+        raise ImageDecodeError(f"{_where(path)}not a JPEG file (no SOI marker FF D8 FF at the start; first bytes "
+                               f"{bytes(data[:8])!r}): big_vision's decode_and_crop_jpeg refuses it",
+                               reason="not_an_image")
+    if tf_jpeg.available():
+        try:
+            return tf_jpeg.decode_and_crop(data, box, fast_dct=fast_dct, out=out)
+        except tf_jpeg.JpegDecodeError as e:
+            reason = _REASON.get(e.kind, "corrupt")
+            fix = ("the file is truncated: re-download it" if reason == "truncated" else
+                   "the file is corrupt: re-download or re-encode it")
+            raise ImageDecodeError(f"{_where(path)}big_vision's decode_and_crop_jpeg fails on the crop window "
+                                   f"{tuple(int(v) for v in box)} ({e.message}); {fix}", reason=reason) from None
+    tf_jpeg.warn_fallback(stacklevel=2)
+    try:
+        h, w = jpeg_shape(data)
+        top, left, bh, bw = _check_box(box, h, w)
+        rgb = decode_jpeg_fast(data, fast_dct=fast_dct, rows=top + bh)
+    except ValueError as e:
+        raise ImageDecodeError(f"{_where(path)}cannot decode this JPEG ({e}); if the file is truncated or "
+                               "corrupt, re-download or re-encode it") from e
+    crop = rgb[top:top + bh, left:left + bw]
+    if out is not None:
+        out[...] = crop
+        return out
+    return crop
+
+
+def decode_crop_jpeg(data: bytes, box: Sequence[int], *, fast_dct: bool = True, path=None) -> torch.Tensor:
+    """big_vision's ``decode_and_crop_jpeg`` of ``box=(top, left, height, width)`` as uint8 (3, h, w):
+    :func:`decode_crop_hwc` as a tensor (channels-first view)."""
+    return torch.from_numpy(decode_crop_hwc(data, box, fast_dct=fast_dct, path=path)).permute(2, 0, 1)
 
 
 __all__ = ["ImageDecodeError", "decode_jpeg", "jpeg_shape", "device_decodable", "decode_jpeg_fast",
-           "decode_crop_jpeg"]
+           "decode_crop_jpeg", "decode_crop_hwc", "crop_decoder_status"]

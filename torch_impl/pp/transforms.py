@@ -14,7 +14,7 @@ from torchvision.transforms import v2
 
 from torch_impl.pp.crop import (BIG_VISION_ASPECT_RATIO_RANGE, _check_ranges, central_crop, crop_and_resize,
                                 sample_inception_box)
-from torch_impl.pp.jpeg import ImageDecodeError, decode_jpeg
+from torch_impl.pp.jpeg import ImageDecodeError, decode_crop_jpeg, decode_jpeg
 from torch_impl.pp.randaug import (CONTRAST_MODES, DEFAULT_REPLACE, _check_image, _check_level, _check_num_ops,
                                    _replace_values, apply_randaug, sample_randaug_params)
 from torch_impl.pp.resize import _pair, resize, resize_small
@@ -88,13 +88,30 @@ class DecodeJpeg(_ImageTransform):
         return image
 
 
+def decode_jpeg_and_crop(data, box: Sequence[int], size: int | Sequence[int] | None = 224, *,
+                         method: str = "bilinear", antialias: bool = False, precise: bool = False,
+                         path=None) -> torch.Tensor:
+    """The deterministic half of big_vision's ``decode_jpeg_and_inception_crop(size)`` for a given ``box``:
+    ``tf.image.decode_and_crop_jpeg`` (only the window; TF's default fast IDCT, ``precise=True`` for
+    INTEGER_ACCURATE) then big_vision's ``resize(size)`` (``size=None``: the raw window), uint8 (3, h, w).
+    JPEG bytes go through :func:`torch_impl.pp.jpeg.decode_crop_jpeg` (TF's partial decode and its verdict on
+    truncated files); other formats named .jpg, which TF's op refuses, are decoded whole and sliced."""
+    data = bytes(data)
+    if data[:3] == b"\xff\xd8\xff":
+        crop = decode_crop_jpeg(data, box, fast_dct=not precise, path=path)
+        box = (0, 0, crop.shape[1], crop.shape[2])
+    else:
+        crop = decode_jpeg(data, precise=precise, path=path)
+    return crop_and_resize(crop, box, size, method=method, antialias=antialias)
+
+
 class DecodeJpegAndInceptionCrop(_ImageTransform):
     """big_vision ``decode_jpeg_and_inception_crop(size)``: box from the file's header, decode, crop, resize.
 
-    big_vision decodes only the crop window (``tf.image.decode_and_crop_jpeg``, TF's default fast DCT);
-    we decode the whole file and crop, which is identical except the window's first/last column on
-    chroma-subsampled JPEGs (up to ~9 levels there; see docs/preprocessing.md). Decoded inputs (tensors,
-    PIL) are cropped directly, like big_vision's ``decode|inception_crop(size)``.
+    Encoded JPEGs are decoded like big_vision: only the crop window (``tf.image.decode_and_crop_jpeg``,
+    through :func:`decode_jpeg_and_crop`), which on chroma-subsampled files differs from decoding the whole
+    file and slicing in the window's edge columns (docs/preprocessing.md). Decoded inputs (tensors, PIL) are
+    cropped directly, like big_vision's ``decode|inception_crop(size)``.
     """
 
     def __init__(self, size: int | Sequence[int] | None = 224, *, area_range: Sequence[float] = (0.05, 1.0),
@@ -117,6 +134,12 @@ class DecodeJpegAndInceptionCrop(_ImageTransform):
 
     def kernel(self, image, params):
         return crop_and_resize(image, params["box"], self.size, method=self.method, antialias=self.antialias)
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        if isinstance(inpt, (bytes, bytearray, memoryview)):
+            return decode_jpeg_and_crop(inpt, params["box"], self.size, method=self.method,
+                                        antialias=self.antialias, precise=self.precise)
+        return super().transform(inpt, params)
 
 
 class FlipLR(_ImageTransform):
@@ -295,5 +318,5 @@ def _is_pil(x) -> bool:
     return isinstance(x, _PILImage.Image)
 
 
-__all__ = ["DecodeJpeg", "DecodeJpegAndInceptionCrop", "FlipLR", "ResizeSmall", "Resize", "CentralCrop",
+__all__ = ["decode_jpeg_and_crop", "DecodeJpeg", "DecodeJpegAndInceptionCrop", "FlipLR", "ResizeSmall", "Resize", "CentralCrop",
            "ValueRange", "RandAugment17", "InceptionCrop"]

@@ -23,6 +23,7 @@ float32 passes beat one gather.
 """
 from __future__ import annotations
 
+import threading
 import types
 from collections.abc import Sequence
 from functools import lru_cache
@@ -32,7 +33,7 @@ import torch
 
 from torch_impl.pp import randaug as A
 from torch_impl.pp.backends import numba as _nk
-from torch_impl.pp.jpeg import _check_box, decode_jpeg_fast, jpeg_shape
+from torch_impl.pp.jpeg import decode_crop_hwc
 from torch_impl.pp.geometry import projective_tables
 from torch_impl.pp.resize import _kernel_tables, _numpy_tables
 
@@ -288,13 +289,28 @@ def _resize_hwc(crop: np.ndarray, oh: int, ow: int, flip: bool) -> torch.Tensor:
     return torch.from_numpy(out.astype(np.uint8))
 
 
+_scratch_local = threading.local()
+
+
+def _scratch(h: int, w: int) -> np.ndarray:
+    """A per-thread (h, w, 3) uint8 buffer for the decoded window: reused, so a large window does not cost
+    fresh pages (first-touch faults) on every image. The resize reads it and writes a new output."""
+    need = h * w * 3
+    buf = getattr(_scratch_local, "buf", None)
+    if buf is None or buf.size < need:
+        buf = _scratch_local.buf = np.empty(max(need, 1 << 20), np.uint8)
+    return buf[:need].reshape(h, w, 3)
+
+
 def crop_resize_flip(data: bytes, box: Sequence[int], size: int = 224, *, flip: bool = False,
-                     fast_dct: bool = True) -> torch.Tensor:
-    """decode_and_crop_jpeg(box) -> resize(size) -> (optional) flip_lr, as uint8 (3, size, size)."""
-    h, w = jpeg_shape(data)
-    top, left, bh, bw = _check_box(box, h, w)
-    rgb = decode_jpeg_fast(data, fast_dct=fast_dct, rows=top + bh)
-    return _resize_hwc(rgb[top:top + bh, left:left + bw], size, size, flip)
+                     fast_dct: bool = True, path=None) -> torch.Tensor:
+    """decode_and_crop_jpeg(box) -> resize(size) -> (optional) flip_lr, as uint8 (3, size, size). The decode
+    is TF's crop-window decode (:func:`torch_impl.pp.jpeg.decode_crop_hwc`: same pixels, same verdict on
+    truncated files, ``ImageDecodeError`` naming ``path``)."""
+    bh, bw = int(box[2]), int(box[3])
+    crop = decode_crop_hwc(data, box, fast_dct=fast_dct, path=path,
+                           out=_scratch(bh, bw) if bh > 0 and bw > 0 else None)
+    return _resize_hwc(crop, size, size, flip)
 
 
 def to_value_range(image: torch.Tensor, vmin: float = -1.0, vmax: float = 1.0) -> torch.Tensor:
