@@ -6,10 +6,13 @@ size (500x375, q90) with given crop windows, through TF exactly as big_vision's
 ``decode_jpeg`` + slice, and big_vision's ``resize`` op.
 
 Checks:
-* decode: torch_impl.fast_pipeline.decode_crop_jpeg == TF decode + slice (bar 0), == TF's partial decode
-  on every column but the crop's edge columns (bar 0); the edge columns (the last one, and the first one
-  when the crop starts on a 16-px iMCU boundary): TF's partial decode treats them as image edges for chroma
-  upsampling (a TF/libjpeg-turbo effect we document, bar 32 levels).
+* decode: the fast path's decode_crop_jpeg == TF's partial decode ``decode_and_crop_jpeg`` on every column
+  (bar 0; it is TF's partial decode, torch_impl.pp.tf_jpeg). TF decode + slice differs in the window's edge
+  columns (the last one, and the first one when the crop starts on a 16-px iMCU boundary: the partial
+  decode treats them as image edges for chroma upsampling) and is a negative control.
+* windows: the fast path (decode_crop_jpeg; crop_resize_flip with the numba kernels and with the numpy
+  fallback) on the preprocess family's windows_* fixtures (8 JPEG encodings x 24 windows from big_vision's
+  own train op, 4 cut files with TF's per-window verdict), bar 0.
 * resize (+ fused flip): resize_bilinear_tf(TF crop) == big_vision resize (bar 0).
 * pipeline: crop_resize_flip(jpeg, window) vs big_vision decode_and_crop + resize(224), on every output
   column the crop's edge columns do not reach (bar 0).
@@ -33,7 +36,6 @@ from parity.store import decode_spec, encode_spec
 
 NAME = "fast_paths"
 IMAGES = ("chelsea", "rocket", "retina")
-EDGE_COLUMN_BAR = 32.0
 MAX_BATCH_CASES = 96
 
 
@@ -106,15 +108,8 @@ def _decode_check(store, rel, *, precise=False, region="all"):
         pairs = []
         for i, win in enumerate(spec["windows"]):
             ours = _hwc(FP.decode_crop_jpeg(jpeg, win, fast_dct=not precise))
-            if region == "full":
-                pairs.append((f"window {win}", ours, data[f"full_{i}"]))
-            else:
-                edge = _edge_columns(win)
-                keep = np.ones(win[3], bool)
-                keep[edge] = False
-                sel = keep if region == "interior" else ~keep
-                pairs.append((f"window {win} {'interior' if region == 'interior' else 'edge columns'}",
-                              ours[:, sel], data[f"dac_{i}"][:, sel]))
+            # "full": against TF's whole-image decode + slice; "all": against decode_and_crop_jpeg
+            pairs.append((f"window {win}", ours, data[f"full_{i}" if region == "full" else f"dac_{i}"]))
         return _worst(pairs)
     return compute
 
@@ -246,6 +241,46 @@ def _fast_ops_check(store, rel, *, backend: str, contrast: str = "big_vision"):
     return compute
 
 
+def _fast_window(backend: str | None):
+    """The fast path on one forced window, as the preprocess family's window_diff calls it: "crop" = the
+    decoded window (decode_crop_jpeg), "train224" = crop_resize_flip(224) with the given kernel backend."""
+    def fn(jpeg, box, key):
+        from torch_impl.pp.backends import numba as NK
+        from torch_impl.pp.backends import numpy as FP
+        from torch_impl.pp.jpeg import decode_crop_jpeg
+        if key == "crop":
+            return _hwc(decode_crop_jpeg(jpeg, box))
+        prev = NK.set_enabled(backend == "numba")
+        try:
+            return _hwc(FP.crop_resize_flip(jpeg, box, 224))
+        finally:
+            NK.set_enabled(prev)
+    return fn
+
+
+def _window_checks(store) -> list[Check]:
+    """The fast path on the preprocess family's windows_* fixtures (big_vision's own train op, boxes forced)."""
+    from parity.families import preprocess as PF
+    from torch_impl.pp.backends import numba as NK
+    out = []
+    backends = ("numba", "numpy") if NK.available() else ("numpy",)
+    for rel in store.files(PF.NAME):
+        name = rel.rsplit("/", 1)[1][:-4]
+        if not name.startswith("windows_"):
+            continue
+        enc = name[len("windows_"):]
+
+        def compute(rel=rel, key="crop", backend=None):
+            return PF.window_diff(store.load(rel), key, _fast_window(backend))
+        out.append(Check(NAME, f"window_crop[{enc}]", "max |diff| over windows", 0.0, compute))
+        if "_cut" in enc or "no_eoi" in enc:
+            continue
+        for backend in backends:
+            out.append(Check(NAME, f"window_crop_resize_224[{enc}]:{backend}_kernels", "max |diff| over windows",
+                             0.0, lambda rel=rel, backend=backend: compute(rel, "train224", backend)))
+    return out
+
+
 def checks(store, device: str = "cpu") -> list[Check]:
     """Every check; ``device`` runs the batched (GPU-style) ones there (case names then end in "@cuda")."""
     at = device_tag(device)
@@ -253,12 +288,11 @@ def checks(store, device: str = "cpu") -> list[Check]:
     for rel in store.files(NAME):
         img = rel.rsplit("/", 1)[1][:-4]
         out += [
+            Check(NAME, f"decode_fast_dct[{img}]:vs_tf_decode_and_crop", "max |diff|", 0.0,
+                  _decode_check(store, rel, region="all")),
+            # TF's whole-image decode + slice differs in the windows' edge columns
             Check(NAME, f"decode_fast_dct[{img}]:vs_tf_decode_then_slice", "max |diff|", 0.0,
-                  _decode_check(store, rel, region="full")),
-            Check(NAME, f"decode_fast_dct[{img}]:vs_tf_decode_and_crop_except_edge_columns", "max |diff|", 0.0,
-                  _decode_check(store, rel, region="interior")),
-            Check(NAME, f"decode_fast_dct[{img}]:vs_tf_decode_and_crop_edge_columns", "max |diff|",
-                  EDGE_COLUMN_BAR, _decode_check(store, rel, region="last")),
+                  _decode_check(store, rel, region="full"), negative=True),
             Check(NAME, f"decode_fast_dct[{img}]:accurate_dct", "max |diff|", 0.0,
                   _decode_check(store, rel, precise=True, region="full"), negative=True),
             Check(NAME, f"resize_bilinear_flip[{img}]", "max |diff|", 0.0, _resize_check(store, rel)),
@@ -282,6 +316,8 @@ def checks(store, device: str = "cpu") -> list[Check]:
             for backend in (("numba", "numpy") if NK.available() else ("numpy",)):
                 out.append(Check(NAME, f"fast_apply_op[{img}]:{backend}_kernels", "max |diff|", 0.0,
                                  _fast_ops_check(store, rel, backend=backend)))
+    if device == "cpu":
+        out += _window_checks(store)
     if ra_files:
         # One negative control is enough to prove the check sees per-sample signs; take the smallest file.
         rel = min(ra_files, key=lambda r: store.entries()[r].get("bytes", 0))
