@@ -3,13 +3,20 @@
 Order (big_vision): mixup the batch (images and one-hot labels) -> forward in train mode ->
 softmax_xent (mean over the batch) -> gradients (optionally accumulated over equal chunks, equal to one
 big batch) -> optimizer update (clip, Adam, lr, weight decay, schedule) -> next schedule step.
+
+:func:`update` is the update itself, after the gradients are in ``p.grad``: the ONE place that orders
+optimizer and schedule. The training loop (``torch_impl.train.loop``) calls it for every step, and
+:func:`train_step` (what the optimizer parity family runs against big_vision's trajectory) calls it too,
+so the checked update is the trained one.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from torch_impl.optim.adam import BigVisionAdam, clip_by_global_norm
+from torch_impl.optim.adam import BigVisionAdam, clip_by_global_norm, global_norm
 from torch_impl.optim.objective import mixup, softmax_xent
 
 
@@ -48,6 +55,31 @@ def loss_and_grad(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, 
     return total / accum_steps
 
 
+@dataclass(frozen=True)
+class StepStats:
+    """What one update did: the training ``loss`` (before the update), ``grad_norm`` (the global L2 norm of
+    the raw gradients, before any clipping: what optax's ``clip_by_global_norm`` compares with the bar, and
+    big_vision's ``l2_grads``) and ``lr`` (the learning rate this update used: base lr x schedule)."""
+    loss: float
+    grad_norm: float
+    lr: float
+
+
+def update(optimizer: torch.optim.Optimizer, lr_scheduler, loss=float("nan")) -> StepStats:
+    """big_vision's update with the gradients already in ``p.grad``: optimizer step (clip, Adam, lr, weight
+    decay, schedule multiplier of THIS update), THEN the schedule advances. (Advancing the schedule first
+    would apply update k with the multiplier of update k + 1: the warmup would start at lr / warmup_steps
+    instead of 0.) The gradients stay in ``p.grad`` (callers inspect them; the next backward starts from
+    cleared ones). ``loss``: this step's loss, passed through to the stats."""
+    params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+    grad_norm = float(global_norm([p.grad for p in params]))
+    lr = float(optimizer.param_groups[0]["lr"])
+    optimizer.step()
+    if lr_scheduler is not None:
+        lr_scheduler.step()
+    return StepStats(float(loss), grad_norm, lr)
+
+
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, lr_scheduler, images: torch.Tensor,
                labels: torch.Tensor, *, grad_clip_norm: float | None = None, mixup_a: float | None = None,
                mixup_shards: int = 1, accum_steps: int = 1) -> float:
@@ -70,7 +102,7 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, lr_scheduler,
         clipped, _ = clip_by_global_norm([p.grad for p in params], grad_clip_norm)
         for p, g in zip(params, clipped):
             p.grad = g
-    optimizer.step()
-    if lr_scheduler is not None:
-        lr_scheduler.step()
-    return float(loss)
+    return update(optimizer, lr_scheduler, loss).loss
+
+
+__all__ = ["StepStats", "update", "loss_and_grad", "train_step"]
