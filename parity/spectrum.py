@@ -342,7 +342,7 @@ def main(args) -> int:
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    summary, written, refused = {}, [], []
+    summary, written, refused, verdicts = {}, [], [], []
     for m in wanted:
         reference = recorded[m]
         tv_name = f"torchvision v2.RandAugment({torchvision_magnitude(m)}/30)"
@@ -368,9 +368,27 @@ def main(args) -> int:
                                     "torchvision": tv.coloured_fraction()}
         row["n"] = {"ours": args.n, "big_vision": reference.n, "torchvision": args.n}
         summary[f"M={m}"] = row
-        print(f"M={m}: " + "; ".join(
-            f"{k}: ours {v['ours_vs_big_vision']:.4g}, torchvision {v['torchvision_vs_big_vision']:.4g}, "
-            f"floor (ours vs ours) {v['ours_vs_ours_other_seed']:.4g}" for k, v in row.items() if k in DISTANCES))
+        # The verdict uses the family's bar (fam.BAR noise floors; the floor here is one ours-vs-ours pair
+        # at this --n, so it is coarser than `parity check`'s): ours must be within it, torchvision outside.
+        for k, v in row.items():
+            if k not in DISTANCES:
+                continue
+            floor = v["ours_vs_ours_other_seed"]
+            r_ours = v["ours_vs_big_vision"] / floor if floor > 0 else math.inf
+            r_tv = v["torchvision_vs_big_vision"] / floor if floor > 0 else math.inf
+            v["bar_floors"], v["ours_floors"], v["torchvision_floors"] = fam.BAR, r_ours, r_tv
+            v["verdict"] = "PASS" if r_ours <= fam.BAR and r_tv > fam.BAR else "FAIL"
+            print(f"M={m} {k}: ours {v['ours_vs_big_vision']:.4g} = {r_ours:.2f} floors (bar <= {fam.BAR:g}) "
+                  f"{'PASS' if r_ours <= fam.BAR else 'FAIL'}; torchvision {v['torchvision_vs_big_vision']:.4g} = "
+                  f"{r_tv:.2f} floors {'REJECTED' if r_tv > fam.BAR else 'ACCEPTED!'}; noise floor (ours vs ours, "
+                  f"other seed) {floor:.4g}")
+        verdicts.append(all(row[k]["verdict"] == "PASS" for k in DISTANCES))
     (out / "spectrum.json").write_text(json.dumps(summary, indent=1))
     print(f"parity spectrum: wrote {len(written)} PNG(s) and spectrum.json into {out}")
+    if verdicts:
+        print(f"parity spectrum: {'PASS' if all(verdicts) else 'FAIL'} ({sum(verdicts)}/{len(verdicts)} magnitudes: "
+              f"ours within {fam.BAR:g} noise floors of big_vision and torchvision outside, on every distance)")
+        if args.n < 1000:
+            print(f"parity spectrum: note: --n {args.n} makes a coarse noise floor (one pair of {args.n}-draw runs); "
+                  f"the verdict of `parity check --family randaug_spectrum` uses the recorded sample sizes")
     return 1 if refused else 0
