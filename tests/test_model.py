@@ -41,7 +41,7 @@ def test_every_variant_builds_with_table_shapes(name):
     with torch.device("meta"):  # no memory, no init cost: "e" has ~4e9 parameters
         m = ViT(1000, variant=f"{name}/14")
     width, depth, mlp_dim, heads = VARIANTS[name]
-    names = C.big_vision_names(m)
+    names = C.big_vision_shapes(m)
     assert names["embedding/kernel"] == (14, 14, 3, width)
     assert names[f"Transformer/encoderblock_{depth - 1}/MlpBlock_0/Dense_0/kernel"] == (width, mlp_dim)
     assert names["Transformer/encoderblock_0/MultiHeadDotProductAttention_0/query/kernel"] == (width, heads, width // heads)
@@ -90,8 +90,8 @@ def test_pool_type_shapes(pool_type, posemb):
     else:
         assert out["head_input"].shape == (2, 32) and logits.shape == (2, 5)
     assert torch.equal(out["logits"], logits)
-    assert ("cls" in C.big_vision_names(m)) == (pool_type == "tok")
-    assert ("MAPHead_0/probe" in C.big_vision_names(m)) == (pool_type == "map")
+    assert ("cls" in C.big_vision_shapes(m)) == (pool_type == "tok")
+    assert ("MAPHead_0/probe" in C.big_vision_shapes(m)) == (pool_type == "map")
 
 
 def test_no_head_returns_pre_logits():
@@ -99,7 +99,7 @@ def test_no_head_returns_pre_logits():
         m = _tiny(num_classes=classes)
         logits, out = m(_images())
         assert "logits" not in out and torch.equal(logits, out["pre_logits"]) and logits.shape == (2, 32)
-        assert not any(n.startswith("head/") for n in C.big_vision_names(m))
+        assert not any(n.startswith("head/") for n in C.big_vision_shapes(m))
 
 
 def test_sincos_any_image_size_learned_posemb_fixed():
@@ -283,7 +283,7 @@ def test_real_big_vision_checkpoint_files_give_big_vision_logits(store, tmp_path
 def _synthetic_s16(device):
     from parity.families.vit_forward import synthetic_param
     m = ViT(1000, variant="S/16", rep_size=True)
-    C.load_big_vision_params(m, {k: synthetic_param(0, k, s) for k, s in C.big_vision_names(m).items()})
+    C.load_big_vision_params(m, {k: synthetic_param(0, k, s) for k, s in C.big_vision_shapes(m).items()})
     return m.to(device).eval()
 
 

@@ -34,7 +34,7 @@ from torch import nn
 from parity import photos
 from parity.checks import Check, device_tag, max_rel_err
 from parity.store import decode_spec, encode_spec
-from torch_impl.convert import big_vision_names, load_big_vision_checkpoint, load_big_vision_params
+from torch_impl.model.convert import big_vision_shapes, load_big_vision_checkpoint, load_big_vision_params
 from torch_impl.model import ViT, posemb_sincos_2d
 
 NAME = "vit_forward"
@@ -192,7 +192,7 @@ def _ours(store, rel: str, control: str | None = None, device: str = "cpu"):
     h, w = images.shape[1:3]
     model = build_model(spec["model"], (h, w)).eval()
     if spec["kind"] == "synthetic":
-        params = {k: synthetic_param(spec["fill_seed"], k, s) for k, s in big_vision_names(model).items()}
+        params = {k: synthetic_param(spec["fill_seed"], k, s) for k, s in big_vision_shapes(model).items()}
     else:
         params = {k[len("param/"):]: v for k, v in data.items() if k.startswith("param/")}
     if control == "qkv_untransposed":

@@ -31,7 +31,7 @@ from torch import nn
 
 from parity.checks import Check
 from parity.store import decode_spec, encode_spec
-from torch_impl.convert import big_vision_names, big_vision_tensors
+from torch_impl.model.convert import big_vision_shapes, big_vision_tensors
 from torch_impl.model import ViT
 
 NAME = "vit_init"
@@ -155,7 +155,7 @@ def _our_stats(case: str, model_json: str, image_size: tuple, n_seeds: int):
         model = build_model(model_kwargs, image_size, torch.Generator().manual_seed(seed))
         tensors = big_vision_tensors(model)
         if names is None:
-            names, shapes = list(tensors), big_vision_names(model)
+            names, shapes = list(tensors), big_vision_shapes(model)
         row = np.array([tensor_stats(tensors[n]) for n in names])
         out["ours"].append(row)
         for fn in negatives:

@@ -122,9 +122,48 @@ def _entries(model: ViT) -> dict[str, _Entry]:
     return e
 
 
-def big_vision_names(model: ViT) -> dict[str, tuple[int, ...]]:
-    """big_vision's parameter names for this model, with their big_vision shapes, sorted."""
+def big_vision_shapes(model: ViT) -> dict[str, tuple[int, ...]]:
+    """{big_vision name: big_vision (flax) shape} of this model's parameters, sorted by name."""
     return {k: v.bv_shape for k, v in sorted(_entries(model).items())}
+
+
+# ---- names: torch parameter name -> big_vision name --------------------------------------------------
+_NORM_LAYERS = tuple(getattr(nn, n) for n in ("LayerNorm", "GroupNorm", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d",
+                                              "SyncBatchNorm", "InstanceNorm1d", "InstanceNorm2d", "RMSNorm")
+                     if hasattr(nn, n))
+
+
+def generic_big_vision_name(torch_name: str, module: nn.Module | None = None) -> str:
+    """big_vision-style name of a parameter of an arbitrary module: '/'-joined path, with the weight of a
+    Linear/Conv called "kernel" and the weight of a norm layer called "scale" (flax's names)."""
+    parts = torch_name.split(".")
+    if parts[-1] == "weight":
+        is_norm = module is not None and isinstance(module, _NORM_LAYERS)
+        parts[-1] = "scale" if is_norm else "kernel"
+    return "/".join(parts)
+
+
+def big_vision_names(model: nn.Module) -> dict[str, str]:
+    """torch parameter name -> big_vision parameter name.
+
+    For :class:`torch_impl.model.ViT` the names come from this module's table (the one that loads big_vision
+    checkpoints); for any other module a generic flax-like name is derived (weight decay masks and the
+    optimizer's clipping order use them).
+    """
+    if isinstance(model, ViT):
+        by_id = {id(t): name for name, t in big_vision_tensors(model).items()}
+        out = {}
+        for tname, p in model.named_parameters():
+            if id(p) not in by_id:
+                raise ValueError(f"parameter {tname} has no big_vision name in torch_impl.model.convert's table")
+            out[tname] = by_id[id(p)]
+        return out
+    modules = dict(model.named_modules())
+    out = {}
+    for tname, _ in model.named_parameters():
+        owner = modules.get(tname.rsplit(".", 1)[0] if "." in tname else "")
+        out[tname] = generic_big_vision_name(tname, owner)
+    return out
 
 
 def big_vision_tensors(model: ViT) -> dict[str, torch.Tensor]:
@@ -280,11 +319,6 @@ def load_big_vision_checkpoint(model: ViT, path: str | os.PathLike, *, key: str 
         raise ConversionError(f"{os.fspath(path)}: {e}") from None
 
 
-def save_big_vision_npz(model: ViT, path: str | os.PathLike, *, prefix: str = "params/") -> None:
-    """Write the model's parameters as a big_vision-style .npz ("params/<name>" keys by default)."""
-    np.savez(path, **{prefix + k: v for k, v in big_vision_params(model).items()})
-
-
-__all__ = ["ConversionError", "big_vision_names", "big_vision_tensors", "big_vision_params", "load_big_vision_params",
-           "load_big_vision_checkpoint", "read_big_vision_npz", "normalize_legacy_layout",
-           "save_big_vision_npz", "bfloat16_to_float32"]
+__all__ = ["ConversionError", "big_vision_names", "generic_big_vision_name", "big_vision_shapes", "big_vision_tensors",
+           "big_vision_params", "load_big_vision_params", "load_big_vision_checkpoint", "read_big_vision_npz",
+           "normalize_legacy_layout", "bfloat16_to_float32"]

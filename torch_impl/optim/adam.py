@@ -40,8 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from torch_impl.model.convert import big_vision_tensors
-from torch_impl.model.vit import ViT
+from torch_impl.model.convert import big_vision_names, generic_big_vision_name  # noqa: F401 - re-exported
 from torch_impl.optim import schedule as S
 
 DEFAULT_WD_MULTS: tuple[tuple[str, float], ...] = ((".*/kernel$", 1.0),)  # big_vision's default
@@ -75,42 +74,7 @@ def _pow32(b: float, n: int) -> float:
     return _f32(_f32(b) ** n)
 
 
-# ---- parameter names and masks --------------------------------------------------------------------
-_NORM_LAYERS = tuple(getattr(nn, n) for n in ("LayerNorm", "GroupNorm", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d",
-                                              "SyncBatchNorm", "InstanceNorm1d", "InstanceNorm2d", "RMSNorm")
-                     if hasattr(nn, n))
-def generic_big_vision_name(torch_name: str, module: nn.Module | None = None) -> str:
-    """big_vision-style name of a parameter of an arbitrary module: '/'-joined path, with the weight of a
-    Linear/Conv called "kernel" and the weight of a norm layer called "scale" (flax's names)."""
-    parts = torch_name.split(".")
-    if parts[-1] == "weight":
-        is_norm = module is not None and isinstance(module, _NORM_LAYERS)
-        parts[-1] = "scale" if is_norm else "kernel"
-    return "/".join(parts)
-
-
-def big_vision_names(model: nn.Module) -> dict[str, str]:
-    """torch parameter name -> big_vision parameter name.
-
-    For :class:`torch_impl.model.ViT` the names come from :mod:`torch_impl.model.convert` (the same table that
-    loads big_vision checkpoints); for any other module a generic flax-like name is derived.
-    """
-    if isinstance(model, ViT):
-        by_id = {id(t): name for name, t in big_vision_tensors(model).items()}
-        out = {}
-        for tname, p in model.named_parameters():
-            if id(p) not in by_id:
-                raise ValueError(f"parameter {tname} has no big_vision name in torch_impl.model.convert")
-            out[tname] = by_id[id(p)]
-        return out
-    modules = dict(model.named_modules())
-    out = {}
-    for tname, _ in model.named_parameters():
-        owner = modules.get(tname.rsplit(".", 1)[0] if "." in tname else "")
-        out[tname] = generic_big_vision_name(tname, owner)
-    return out
-
-
+# ---- weight-decay masks ------------------------------------------------------------------------
 def wd_multipliers(names: Iterable[str], wd_mults: Sequence[tuple[str, float]] = DEFAULT_WD_MULTS) -> dict[str, float]:
     """big_vision's weight-decay mask: each name gets the multiplier of the FIRST pattern that fully
     matches it (``re.fullmatch``), 0 when none matches. Patterns never start with '/'."""
