@@ -120,6 +120,7 @@ typedef struct {
   const unsigned char *data;
   size_t size;
   int crop, top, left, height, width, fast_dct;
+  int start;                  /* header only: also run jpeg_start_decompress (see py_header) */
   unsigned char *out;         /* height * width * 3 bytes, or NULL: only report the image size */
   size_t out_size;
   /* out */
@@ -204,6 +205,15 @@ static void run(job *j) {
   }
   if (!j->out) {              /* header only */
     j->status = OK;
+    if (j->start) {
+      if (!api.start_decompress(&cinfo)) {
+        j->status = ERR_TRUNCATED;
+        snprintf(j->message, sizeof(j->message), "premature end of JPEG data while reading the scans of a "
+                 "multi-scan (progressive) JPEG: the file is truncated");
+      } else {
+        api.abort_decompress(&cinfo);
+      }
+    }
     api.destroy_decompress(&cinfo);
     return;
   }
@@ -398,16 +408,18 @@ static PyObject *info_tuple(job *j) {
 }
 
 PyDoc_STRVAR(header_doc,
-"header(data) -> (height, width, num_components, jpeg_color_space, progressive, num_warnings)\n\n"
-"The output size TensorFlow's decoder reports for ``data`` (reads the headers only).");
+"header(data, start=0) -> (height, width, num_components, jpeg_color_space, progressive, num_warnings)\n\n"
+"The output size TensorFlow's decoder reports for ``data`` (reads the headers only). start=1 also runs "
+"jpeg_start_decompress, which checks the first scan's tables (and reads every scan of a multi-scan file), "
+"as tf.image.extract_jpeg_shape does.");
 
 static PyObject *py_header(PyObject *self, PyObject *args) {
   Py_buffer data;
   job j;
   (void)self;
   if (!need_api()) return NULL;
-  if (!PyArg_ParseTuple(args, "y*", &data)) return NULL;
   memset(&j, 0, sizeof(j));
+  if (!PyArg_ParseTuple(args, "y*|i", &data, &j.start)) return NULL;
   j.data = (const unsigned char *)data.buf;
   j.size = (size_t)data.len;
   Py_BEGIN_ALLOW_THREADS

@@ -136,7 +136,7 @@ def run_check(*, recipe: dict | None = None, reference: Curves | None = None, da
             curves = run_torch(recipe, data, workdir, range(kv), variant=v, steps=sv, num_workers=num_workers,
                                fresh=fresh, echo=echo, progress=progress)
         else:
-            curves = cached_curves(recipe, data, workdir, v, sv)
+            curves = cached_curves(recipe, data, workdir, v, sv, seeds=range(kv))
         out.runs[v] = curves
         out.comparisons[v] = compare(curves, reference, num_classes=int(recipe["data"]["classes"]),
                                      total_steps=total, n_val=n_val,
@@ -144,29 +144,41 @@ def run_check(*, recipe: dict | None = None, reference: Curves | None = None, da
     return out
 
 
-def cached_curves(recipe: dict, data, workdir, variant: str, steps: int) -> Curves:
-    """The runs of ``variant`` with ``steps`` updates already in ``workdir`` (no training)."""
+def cached_curves(recipe: dict, data, workdir, variant: str, steps: int, *, seeds=None) -> Curves:
+    """The runs of ``variant`` already in ``workdir`` (no training), cut to ``steps`` updates (a longer run's
+    first updates). Runs of the same recipe and data made by a different version of the torch code are used
+    too (a report of what was run), and counted in ``meta["other_source"]``; `check` retrains those."""
     import numpy as np
 
     from parity.dynamics.curves import stack_runs
-    from parity.dynamics.torch_side import _from_npz, run_key
-    runs = []
+    from parity.dynamics.torch_side import _cached, run_key
+    runs, other = [], 0
     base = Path(workdir) / variant
-    for d in sorted(base.glob(f"seed_*_steps_{steps}")):
-        f = d / "run.npz"
-        if not f.exists():
-            continue
-        with np.load(f, allow_pickle=False) as z:
-            arrays = {n: z[n] for n in z.files}
-        seed = int(arrays["seed"])
-        if json.loads(str(arrays["key"][()])) != run_key(recipe, variant, seed, steps, Path(data)):
-            continue
-        runs.append(_from_npz(arrays))
+    found = sorted({int(d.name.split("_")[1]) for d in base.glob("seed_*_steps_*")})
+    seeds = [s for s in found if seeds is None or s in set(seeds)]
+    for seed in seeds:
+        key = run_key(recipe, variant, seed, steps, Path(data))
+        run = _cached(base, seed, steps, key)
+        if run is None:
+            for d in base.glob(f"seed_{seed}_steps_*"):
+                try:
+                    with np.load(d / "run.npz", allow_pickle=False) as z:
+                        src = json.loads(str(z["key"][()]))["source"]
+                except Exception:  # noqa: BLE001
+                    continue
+                run = _cached(base, seed, steps, {**key, "source": src})
+                if run is not None:
+                    other += 1
+                    break
+        if run is not None:
+            runs.append(run)
     if len(runs) < 2:
         raise DynamicsError(f"{base}: {len(runs)} up-to-date cached run(s) of {variant} with {steps} steps; "
                             f"run `parity dynamics run-torch --variant {variant} --steps {steps}` first")
     runs.sort(key=lambda r: r["seed"])
-    return stack_runs(runs, framework="torch", variant=variant, meta={"recipe": recipe_digest(recipe)})
+    return stack_runs(runs, framework="torch", variant=variant,
+                      meta={"recipe": recipe_digest(recipe), "other_source": other,
+                            "seconds": [r["seconds"] for r in runs]})
 
 
 def write_report(outcome: CheckOutcome, out_dir: str | Path) -> list[Path]:

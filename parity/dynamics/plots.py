@@ -54,7 +54,11 @@ def overlay(ours: Curves, ref: Curves, comparison: Comparison, out: str | Path, 
             ax.set_xlabel("step")
         ax.set_title(label, fontsize=10)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+        elif q == "eval":
+            ax.text(0.5, 0.5, "no eval inside the compared updates", ha="center", va="center",
+                    transform=ax.transAxes)
     verdict = "EQUIVALENT" if comparison.equivalent else f"NOT EQUIVALENT (failed: {', '.join(comparison.failed)})"
     fig.suptitle(f"{title or comparison.variant}: {verdict}\n{ours.k} torch vs {ref.k} big_vision seeds, "
                  f"{n} updates; bands = mean +- SD across seeds", fontsize=11)

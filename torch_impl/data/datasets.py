@@ -28,9 +28,25 @@ from torch.utils.data import Dataset
 from torch_impl.data.placement import Pipeline, eval_transform, train_transform_for
 from torch_impl.data.sampling import stratified_split
 from torch_impl.data.tfds import ensure_export
-from torch_impl.pp.jpeg import decode_jpeg
+from torch_impl.pp.jpeg import ImageDecodeError, decode_jpeg
 
 log = logging.getLogger("torch_impl.data")
+
+# Why a training image was skipped (counted per reason in the run's summary):
+#   truncated     the data ends before the rows big_vision's decode_and_crop_jpeg needs for this crop
+#                 (TF's verdict, per window: torch_impl.pp.tf_jpeg; a file cut below the window decodes)
+#   corrupt       the decoder rejects the data (libjpeg's error, as TF's)
+#   not_an_image  no known image format
+#   unreadable    the file cannot be read (permissions, I/O error)
+BAD_REASONS = ("truncated", "corrupt", "not_an_image", "unreadable")
+
+
+def bad_reason(exc: BaseException) -> str:
+    """The :data:`BAD_REASONS` entry for an exception raised while loading one training image."""
+    reason = getattr(exc, "reason", None)
+    if reason in BAD_REASONS:
+        return reason
+    return "unreadable" if isinstance(exc, OSError) else "corrupt"
 
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
@@ -92,7 +108,9 @@ def load_rgb(path: str | os.PathLike, *, precise: bool = False) -> torch.Tensor:
             im.load()
             rgb = np.asarray(im.convert("RGB"))
     except Exception as e:  # noqa: BLE001
-        raise OSError(f"{path}: cannot decode image ({type(e).__name__}: {e})") from e
+        err = OSError(f"{path}: cannot decode image ({type(e).__name__}: {e})")
+        err.reason = "not_an_image" if type(e).__name__ == "UnidentifiedImageError" else "corrupt"
+        raise err from e
     return torch.from_numpy(rgb.copy()).permute(2, 0, 1).contiguous()
 
 
@@ -128,13 +146,18 @@ class ImageFiles(Dataset):
         if data[:3] == b"\xff\xd8\xff":
             try:
                 return self.transform(data, seed)
-            except Exception:  # noqa: BLE001 - CMYK, grayscale, truncated...: decode through PIL below
+            except ImageDecodeError:
+                # big_vision's own verdict on this JPEG and this crop window (decode_and_crop_jpeg fails, e.g.
+                # the window needs rows a truncated file lacks): skip it, never decode it some other way
+                raise
+            except Exception:  # noqa: BLE001 - anything else: decode through PIL below
                 pass
         return self.transform(load_rgb(path, precise=self.decode_precise), seed)
 
     def __getitem__(self, item):
         i, seed = item if isinstance(item, tuple) else (item, int(item))
         bad = 0
+        reasons = [0] * len(BAD_REASONS)
         for attempt in range(self.max_skips + 1):
             k = (i + attempt) % len(self)
             try:
@@ -142,12 +165,15 @@ class ImageFiles(Dataset):
                 break
             except Exception as e:  # noqa: BLE001 - never let one file end the run
                 bad += 1
-                log.warning("skipping unreadable image %s (%s: %s); using the next one instead", self.path(k),
-                            type(e).__name__, e)
+                reason = bad_reason(e)
+                reasons[BAD_REASONS.index(reason)] += 1
+                log.warning("skipping unreadable image %s (%s; %s: %s); using the next one instead", self.path(k),
+                            reason, type(e).__name__, e)
         else:
             raise RuntimeError(f"{self.max_skips + 1} unreadable images in a row starting at {self.path(i)}: "
                                "is the data corrupt?")
-        return _with_split_flag({"image": img, "label": self.label(k), "bad": bad}, self.transform, seed)
+        return _with_split_flag({"image": img, "label": self.label(k), "bad": bad,
+                                 "bad_reasons": torch.tensor(reasons, dtype=torch.int64)}, self.transform, seed)
 
 
 class SyntheticImages(Dataset):

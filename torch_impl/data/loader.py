@@ -35,7 +35,9 @@ def collate_train(items: list[dict]) -> dict:
     image = (torch.stack([items[i]["image"] for i in now]) if now
              else torch.zeros((0, 3, size, size), dtype=torch.uint8))
     blob = torch.from_numpy(np.frombuffer(b"".join(x["jpeg"] for x in d), dtype=np.uint8).copy())
-    return {"image": image, "image_index": torch.tensor(now, dtype=torch.int64),
+    extra = ({"bad_reasons": torch.stack([it["bad_reasons"] for it in items])}
+             if all("bad_reasons" in it for it in items) else {})
+    return {"image": image, "image_index": torch.tensor(now, dtype=torch.int64), **extra,
             "label": torch.tensor([it["label"] for it in items]), "bad": torch.tensor([it["bad"] for it in items]),
             "deferred": {"index": torch.tensor(later), "blob": blob,
                          "lengths": torch.tensor([len(x["jpeg"]) for x in d]),

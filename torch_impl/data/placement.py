@@ -10,7 +10,7 @@ import torch
 from torch_impl.config import uses_cuda
 from torch_impl.data.sampling import mix_seed
 from torch_impl.pp.backends import numba as numba_kernels
-from torch_impl.pp.jpeg import device_decodable, simplejpeg
+from torch_impl.pp.jpeg import ImageDecodeError, check_window, device_decodable, simplejpeg
 from torch_impl.pp.pipelines import FastTrainPipeline, eval_pipeline, train_pipeline
 from torch_impl.pp.transforms import RandAugment17
 
@@ -48,6 +48,9 @@ class Pipeline:
                 # runtime.device_decode: the same draws as the fast path, the decode left to the device
                 self.generator.manual_seed(seed)
                 box, flip = self.fast.plan(bytes(x))
+                # ... and big_vision's verdict on this window decided here, as on the CPU paths (a truncated
+                # file fails where the window needs its missing rows): raises ImageDecodeError like them
+                check_window(bytes(x), box)
                 # plain bytes and ints: pickled inline to the main process (no shared-memory tensor per file)
                 return {"jpeg": bytes(x), "box": tuple(int(v) for v in box), "flip": bool(flip),
                         "size": self.fast.size}
@@ -55,7 +58,9 @@ class Pipeline:
             self.generator.manual_seed(seed)
             try:
                 return self.fast(bytes(x))
-            except Exception:  # noqa: BLE001 - e.g. progressive/CMYK JPEG: the general path below
+            except ImageDecodeError:
+                raise   # big_vision's verdict on this JPEG and window; the general path would say the same
+            except Exception:  # noqa: BLE001 - anything else: the general path below
                 pass
         self.generator.manual_seed(seed)
         return self.slow(x)

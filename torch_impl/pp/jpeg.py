@@ -269,6 +269,33 @@ def decode_crop_hwc(data, box: Sequence[int], *, fast_dct: bool = True, path=Non
     return crop
 
 
+def check_window(data: bytes, box: Sequence[int], *, path=None) -> None:
+    """Raise :class:`ImageDecodeError` where big_vision's ``decode_and_crop_jpeg`` fails on this window, as
+    :func:`decode_crop_hwc` would, without decoding the window when the answer is certain (the device-decode
+    path, ``runtime.device_decode``, decodes on the GPU but must skip the same samples as the CPU paths).
+
+    A baseline file whose data ends with the EOI marker cannot run out of data before any row, so reading its
+    headers and starting the decompressor (libjpeg checks the scan's tables there, as TF's shape op does)
+    gives the verdict; anything else -- a cut file, trailing bytes, a progressive file (libjpeg reads all its
+    scans before the first row anyway) -- is decoded for the verdict (the same call as the CPU paths)."""
+    if not tf_jpeg.available():
+        decode_crop_hwc(data, box, path=path)        # (the loud fallback decode)
+        return
+    try:
+        complete = bytes(data[-2:]) == b"\xff\xd9" and _sof(bytes(data))[0] in _SOF_BASELINE
+    except ValueError:
+        complete = False
+    if not complete:
+        decode_crop_hwc(data, box, path=path)
+        return
+    try:
+        tf_jpeg.header(data, start=True)
+    except tf_jpeg.JpegDecodeError as e:
+        reason = _REASON.get(e.kind, "corrupt")
+        raise ImageDecodeError(f"{_where(path)}big_vision's decode_and_crop_jpeg fails on this file ({e.message})",
+                               reason=reason) from None
+
+
 def decode_crop_jpeg(data: bytes, box: Sequence[int], *, fast_dct: bool = True, path=None) -> torch.Tensor:
     """big_vision's ``decode_and_crop_jpeg`` of ``box=(top, left, height, width)`` as uint8 (3, h, w):
     :func:`decode_crop_hwc` as a tensor (channels-first view)."""
@@ -276,4 +303,4 @@ def decode_crop_jpeg(data: bytes, box: Sequence[int], *, fast_dct: bool = True, 
 
 
 __all__ = ["ImageDecodeError", "decode_jpeg", "jpeg_shape", "device_decodable", "decode_jpeg_fast",
-           "decode_crop_jpeg", "decode_crop_hwc", "crop_decoder_status"]
+           "decode_crop_jpeg", "decode_crop_hwc", "check_window", "crop_decoder_status"]

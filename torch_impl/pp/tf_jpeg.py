@@ -168,10 +168,12 @@ def _call(fn, *args):
         raise JpegDecodeError(kind, message) from None
 
 
-def header(data) -> tuple[int, int]:
-    """(height, width) of the decoded image (TF's ``extract_jpeg_shape`` for a JPEG), headers only."""
+def header(data, *, start: bool = False) -> tuple[int, int]:
+    """(height, width) of the decoded image (TF's ``extract_jpeg_shape`` for a JPEG), headers only.
+    ``start=True`` also runs ``jpeg_start_decompress`` (checks the first scan's tables; reads every scan of a
+    progressive file), as ``extract_jpeg_shape`` does. Raises :class:`JpegDecodeError` where libjpeg fails."""
     ext = require()
-    h, w = _call(ext.header, _as_buffer(data))[:2]
+    h, w = _call(ext.header, _as_buffer(data), int(bool(start)))[:2]
     return h, w
 
 

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from torch_impl.config import TrainConfig, uses_cuda
-from torch_impl.data.datasets import Splits
+from torch_impl.data.datasets import BAD_REASONS, Splits
 from torch_impl.data.loader import assemble_batch, collate_train, make_loader
 from torch_impl.data.sampling import ShardSampler, StepSampler, mix_seed
 from torch_impl.model.vit import ViT
@@ -236,6 +236,7 @@ def _train(cfg, splits, workdir, d: Dist, resume, metadata, stop_after_step, ech
 
     start = 0
     bad_images = 0
+    bad_reasons = torch.zeros(len(BAD_REASONS), dtype=torch.float64)   # this start's skips, by reason
     resumed_from = None
     if resume:
         resumed_from = ckpt.last_checkpoint(ckpt_dir)
@@ -297,6 +298,8 @@ def _train(cfg, splits, workdir, d: Dist, resume, metadata, stop_after_step, ech
         for k in range(accum):
             batch = next(batches)
             bad += int(batch["bad"].sum())
+            if "bad_reasons" in batch:
+                bad_reasons += batch["bad_reasons"].sum(0).double()
             x = assemble_batch(batch, d.device)    # (runtime.device_decode: decode + crop + flip happen here)
             if aug_gen is not None:
                 # seeded by (seed, step, rank, micro-step): the same draws after a resume
@@ -379,10 +382,43 @@ def _train(cfg, splits, workdir, d: Dist, resume, metadata, stop_after_step, ech
         pbar.close()
     mlog.close()
     del batches
-    if bad_images:
-        say(f"train: {bad_images} unreadable image(s) were skipped (see the warnings above)")
+    reasons = bad_reasons.to(d.device)
+    _all_reduce_sum(reasons, d)
+    summary = bad_images_summary(dict(zip(BAD_REASONS, (int(v) for v in reasons.tolist()))), total=bad_images)
+    if summary:
+        say(summary)
     done = max(losses) if losses else start
     return Result(done, total, losses, evals, last_good, bad_images, workdir)
+
+
+def bad_images_summary(reasons: dict[str, int], *, total: int | None = None) -> str | None:
+    """The run summary line for skipped training images, by reason (torch_impl.data.datasets.BAD_REASONS);
+    ``total`` also counts skips before a resume (the reasons are this start's). None when nothing was skipped."""
+    n = sum(reasons.values())
+    total = n if total is None else total
+    if not total:
+        return None
+    why = {"truncated": "truncated (big_vision's decode_and_crop_jpeg fails: the crop needs rows past the "
+                        "end of the file)",
+           "corrupt": "corrupt (the JPEG decoder rejects the data)", "not_an_image": "not an image",
+           "unreadable": "unreadable (I/O error)"}
+    parts = [f"{v} {why.get(k, k)}" for k, v in reasons.items() if v]
+    since = "" if total == n else f"; {n} since this start:"
+    return (f"train: {total} image(s) skipped and replaced by the next file{since or ':'} " + ", ".join(parts) +
+            " (each named in a warning above)")
+
+
+def jpeg_decoder_info() -> dict:
+    """Which crop-window JPEG decode this run uses (recorded in metadata.json): big_vision's own
+    (torch_impl.pp.tf_jpeg), or the decode-then-slice fallback and why (also warned about, loudly)."""
+    from torch_impl.pp import tf_jpeg
+    st = tf_jpeg.status()
+    if st.available:
+        return {"crop_window_decode": "exact (TF's decode_and_crop_jpeg)", "libjpeg_turbo": st.version,
+                "library": st.library}
+    tf_jpeg.warn_fallback()
+    return {"crop_window_decode": "FALLBACK: decode-then-slice (differs from big_vision at window edges)",
+            "reason": st.reason}
 
 
 def _stderr(*args, **kw):
@@ -440,6 +476,7 @@ def _write_metadata(workdir: Path, cfg, d: Dist, splits: Splits, total, accum, m
         "world_size": d.world_size, "accum_steps": accum, "micro_batch": micro, "device": str(d.device),
         "device_name": torch.cuda.get_device_name(d.device) if d.device.type == "cuda" else platform.processor(),
         "torch": torch.__version__, "python": platform.python_version(), "git_commit": _git_commit(),
+        "jpeg_decoder": jpeg_decoder_info(),
         **metadata,
     })
     ckpt.atomic_write_text(json.dumps({"config": cfg.to_dict(), "total_steps": total, "data": splits.description,
