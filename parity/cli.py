@@ -19,7 +19,7 @@ from pathlib import Path
 EXTRA_COMMANDS = {
     "spectrum": ("parity.spectrum", "RandAugment pixel-value spectra: ours vs big_vision vs torchvision"),
     "train": ("parity.train_cli", "train a ViT (runs the fast parity gate first)"),
-    "bench": ("parity.bench_cli", "throughput benchmarks (ratios against baselines measured in the same run)"),
+    "bench": ("parity.bench.cli", "throughput benchmarks (ratios against baselines measured in the same run)"),
     "dynamics": ("parity.dynamics.cli", "training dynamics: torch loop vs big_vision's train.py, K seeds each"),
 }
 

@@ -56,11 +56,11 @@ def test_bench_batched_tiny(no_pinning, capsys):
     assert rc == 0 and "batched on cpu" in capsys.readouterr().out
 
 
-def test_bench_script_runs_as_a_file():
-    """`python bench/model.py ...` works from a checkout (the user-facing entry points)."""
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "model.py"), "--variant", "Ti/16", "--depth", "1",
+def test_bench_runs_as_a_module_from_a_checkout():
+    """`python -m parity.cli bench model ...` works from a checkout (what parity/bench/gpu_session.sh runs)."""
+    proc = subprocess.run([sys.executable, "-m", "parity.cli", "bench", "model", "--variant", "Ti/16", "--depth", "1",
                            "--image-size", "32", "--batch", "1", "--steps", "1", "--repeats", "1", "--warmup", "0",
-                           "--forward-only"], capture_output=True, text=True, timeout=300)
+                           "--forward-only"], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert "img/s" in proc.stdout
 

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Everything this project measures or checks on a CUDA machine, in two parts that each fit a 10-minute slot:
-#   bash bench/gpu_session.sh checks   # gpu-marked tests, parity checks on CUDA, model + batched benchmarks
-#   bash bench/gpu_session.sh e2e      # end-to-end benchmark (training loop on real JPEGs), full-size demo
-#   bash bench/gpu_session.sh loader   # value_range on the device: gpu tests, CUDA parity, e2e with randaug in workers
-#   bash bench/gpu_session.sh split    # RandAugment split between workers and GPU (two fractions)
-#   bash bench/gpu_session.sh ab       # channels-last stem on/off (model bench), CPU pipeline per core here
-#   bash bench/gpu_session.sh opt      # optimizer variants, nvjpeg decode, optimizer gpu tests
+#   bash parity/bench/gpu_session.sh checks   # gpu-marked tests, parity checks on CUDA, model + batched benchmarks
+#   bash parity/bench/gpu_session.sh e2e      # end-to-end benchmark (training loop on real JPEGs), full-size demo
+#   bash parity/bench/gpu_session.sh loader   # value_range on the device: gpu tests, CUDA parity, e2e with randaug in workers
+#   bash parity/bench/gpu_session.sh split    # RandAugment split between workers and GPU (two fractions)
+#   bash parity/bench/gpu_session.sh ab       # channels-last stem on/off (model bench), CPU pipeline per core here
+#   bash parity/bench/gpu_session.sh opt      # optimizer variants, nvjpeg decode, optimizer gpu tests
 # Logs and JSON go to $OUT (default ./gpu-out). Uses the machine's own torch; installs nothing beyond
 # wheels found in .whl/ (e.g. simplejpeg, for the fast JPEG path), into /tmp/site.
 set -u

@@ -1,4 +1,5 @@
-"""``parity bench {pipeline,randaug,model,batched,decode,e2e}``: throughput benchmarks (see docs/performance.md).
+"""``parity bench {pipeline,randaug,model,batched,decode,e2e}``: throughput benchmarks (see docs/performance.md), the
+one entry point of ``parity/bench/`` (``parity/bench/gpu_session.sh`` runs the GPU ones in parts).
 
 Every benchmark measures its baselines in the same run, on the same inputs and the same CPU core, and
 prints img/s with the spread over repeats and the ratios of the medians.
@@ -28,13 +29,3 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args) -> int:
     return importlib.import_module(BENCHMARKS[args.benchmark][0]).main(args)
-
-
-def run_script(name: str, argv: list[str] | None = None) -> int:
-    """``python bench/<script>.py ARGS`` = ``parity bench NAME ARGS`` (the scripts are thin wrappers)."""
-    parser = argparse.ArgumentParser(description=importlib.import_module(
-        BENCHMARKS[name][0]).__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    importlib.import_module(BENCHMARKS[name][0]).add_arguments(parser)
-    args = parser.parse_args(argv)
-    args.benchmark = name
-    return main(args)
