@@ -75,6 +75,7 @@ def cmd_check(args) -> int:
     print(report.table(results))
     print()
     print(report.summary(results))
+    print(_jpeg_decoder_line())
     if args.report:
         out = Path(args.report)
         figs = []
@@ -92,6 +93,17 @@ def cmd_check(args) -> int:
     if tmp is not None:
         tmp.cleanup()
     return 1 if bad or not results else 0
+
+
+def _jpeg_decoder_line() -> str:
+    """Which crop-window JPEG decode the checked code (and training) runs: big_vision's own, or the loud fallback."""
+    from torch_impl.pp import tf_jpeg
+    st = tf_jpeg.status()
+    if st.available:
+        return (f"JPEG crop-window decode: big_vision's decode_and_crop_jpeg (torch_impl.pp.tf_jpeg on libjpeg-turbo "
+                f"{st.version or '?'}, {st.library})")
+    return (f"WARNING: the exact JPEG crop-window decode is unavailable ({st.reason}); training falls back to "
+            "decode-then-slice, whose window edges differ from big_vision's (the train_window_* checks fail)")
 
 
 def _declare_live(live, recorded, names) -> None:
