@@ -17,7 +17,7 @@ from pathlib import Path
 
 # Subcommands implemented in their own modules: each has add_arguments(parser) and main(args) -> int.
 EXTRA_COMMANDS = {
-    "spectrum": ("parity.spectrum", "RandAugment pixel-value spectra: ours vs big_vision vs torchvision"),
+    "spectrum": ("parity.spectrum_cli", "RandAugment pixel-value spectra: ours vs big_vision vs torchvision"),
     "train": ("parity.train_cli", "train a ViT (runs the fast parity gate first)"),
     "bench": ("parity.bench.cli", "throughput benchmarks (ratios against baselines measured in the same run)"),
     "dynamics": ("parity.dynamics.cli", "training dynamics: torch loop vs big_vision's train.py, K seeds each"),

@@ -1,4 +1,5 @@
-"""RandAugment pixel-value spectra: ours vs big_vision vs torchvision, and the `parity spectrum` command.
+"""RandAugment pixel-value spectra: ours vs big_vision vs torchvision (the library; the `parity spectrum`
+command is parity/spectrum_cli.py).
 
 The study (after the mup-vit RandAugment investigation): apply RandAugment(2, M) ``n`` times to the
 224x224 black & white grid of 56x56 squares and look at the distribution of output pixel values. The grid
@@ -28,6 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from torchvision.transforms import v2
+
+from parity import grids
+from torch_impl.pp.randaug import OPS, apply_op
+from torch_impl.pp.transforms import RandAugment17
 
 LEVELS = 256
 SPECTRUM_POINTS = 224
@@ -165,7 +171,6 @@ def sample(make_transform: Callable, image, n: int, *, seed: int) -> Spectra:
     restored afterwards.
     """
     import torch
-    from parity import grids
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     if isinstance(image, np.ndarray):
@@ -200,7 +205,6 @@ def torchvision_magnitude(magnitude: int) -> int:
 def ours(magnitude: int, *, contrast: str = "big_vision", fill=128) -> Callable:
     """Factory for torch_impl's RandAugment17 with big_vision's settings (num_ops=2)."""
     def make(generator):
-        from torch_impl.pp.transforms import RandAugment17
         return RandAugment17(num_ops=2, magnitude=magnitude, fill=fill, contrast=contrast, generator=generator)
     return make
 
@@ -208,7 +212,6 @@ def ours(magnitude: int, *, contrast: str = "big_vision", fill=128) -> Callable:
 def torchvision_randaugment(magnitude: int, *, fill=128) -> Callable:
     """Factory for torchvision's own v2.RandAugment(num_ops=2) at the matching bin (it uses the global RNG)."""
     def make(generator):
-        from torchvision.transforms import v2
         fill_arg = list(fill) if isinstance(fill, (tuple, list)) else fill
         return v2.RandAugment(num_ops=2, magnitude=torchvision_magnitude(magnitude),
                               num_magnitude_bins=TORCHVISION_BINS, fill=fill_arg)
@@ -216,8 +219,7 @@ def torchvision_randaugment(magnitude: int, *, fill=128) -> Callable:
 
 
 # big_vision's randaug op list, in its order (names as big_vision spells them).
-BIG_VISION_OPS = ("AutoContrast", "Equalize", "Invert", "Rotate", "Posterize", "Solarize", "Color", "Contrast",
-                  "Brightness", "Sharpness", "ShearX", "ShearY", "TranslateX", "TranslateY", "Cutout", "SolarizeAdd")
+BIG_VISION_OPS = OPS  # big_vision's 16 ops in its order (torch_impl.pp.randaug's op table)
 
 
 def prob_honoured(magnitude: int, *, num_ops: int = 2, fill=128) -> Callable:
@@ -226,7 +228,6 @@ def prob_honoured(magnitude: int, *, num_ops: int = 2, fill=128) -> Callable:
     the probability (as AutoAugment policies do) leaves about half the layers as identity."""
     def make(generator):
         import torch
-        from torch_impl.pp.randaug import apply_op
 
         def transform(image):
             h, w = image.shape[-2:]
@@ -258,7 +259,6 @@ _CACHE: dict[tuple, Spectra] = {}
 
 def cached_sample(impl: str, magnitude: int, n: int, seed: int, image_key: str = "bw_grid") -> Spectra:
     """``sample`` of a named implementation on the B&W grid, memoised (several checks share the runs)."""
-    from parity import grids
     if image_key != "bw_grid":
         raise ValueError(f"unknown image {image_key!r}")
     key = (impl, magnitude, n, seed, image_key)
@@ -301,94 +301,3 @@ def compare(candidate: list[Spectra], floor_runs: list[Spectra], reference: Spec
     floor, floors = noise_floor(floor_runs, metric)
     dist = float(np.median([d(c.hist, reference.hist) for c in candidate]))
     return Comparison(metric, dist, floor, floors, candidate[0].n)
-
-
-# ---- the `parity spectrum` command ---------------------------------------------------------------
-def add_arguments(parser) -> None:
-    parser.add_argument("--n", type=int, default=1000, help="draws per torch implementation (default 1000)")
-    parser.add_argument("--magnitude", type=int, action="append",
-                        help="RandAugment magnitude M (repeatable; default: every magnitude recorded)")
-    parser.add_argument("--out", required=True, help="folder for the PNGs and spectrum.json")
-    parser.add_argument("--fixtures", default=None, help="fixture store with the big_vision spectra "
-                        "(default: the repo's fixtures/)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the torch runs (default 0)")
-
-
-def main(args) -> int:
-    import json
-    import sys
-
-    from parity.families import randaug_spectrum as fam
-    from parity.store import FixtureError, FixtureStore
-    from parity.spectrum_plots import render
-    if args.n < 2:
-        print(f"parity spectrum: --n must be >= 2, got {args.n}", file=sys.stderr)
-        return 2
-    store = FixtureStore(args.fixtures)
-    try:
-        recorded = fam.recorded(store)
-    except FixtureError as e:
-        print(f"parity spectrum: {e}", file=sys.stderr)
-        return 2
-    if not recorded:
-        print(f"parity spectrum: no randaug_spectrum fixtures in {store.root}; record them with "
-              f"`BIG_VISION_DIR=... parity fixtures generate --family randaug_spectrum`", file=sys.stderr)
-        return 2
-    wanted = args.magnitude or sorted(recorded)
-    missing = [m for m in wanted if m not in recorded]
-    if missing:
-        print(f"parity spectrum: no big_vision spectrum recorded for magnitude {missing} in {store.root}; "
-              f"recorded: {sorted(recorded)}", file=sys.stderr)
-        return 2
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    summary, written, refused, verdicts = {}, [], [], []
-    for m in wanted:
-        reference = recorded[m]
-        tv_name = f"torchvision v2.RandAugment({torchvision_magnitude(m)}/30)"
-        tv = sample(torchvision_randaugment(m), fam.grid(), args.n, seed=args.seed)
-        try:
-            ours_a = sample(ours(m), fam.grid(), args.n, seed=args.seed)
-            ours_b = sample(ours(m), fam.grid(), args.n, seed=args.seed + 1)
-        except (ValueError, TypeError) as e:
-            print(f"parity spectrum: M={m}: torch_impl's RandAugment17 refused it ({e}); plotting big_vision "
-                  f"and torchvision only", file=sys.stderr)
-            refused.append(m)
-            written += render({"big_vision": reference, tv_name: tv}, out,
-                              title=f"RandAugment(2, {m}) on the 224x224 B&W grid", stem=f"spectrum_m{m}")
-            continue
-        spectra = {"ours (torch_impl)": ours_a, "big_vision": reference, tv_name: tv}
-        written += render(spectra, out, title=f"RandAugment(2, {m}) on the 224x224 B&W grid", stem=f"spectrum_m{m}")
-        row = {}
-        for metric in DISTANCES:
-            row[metric] = {"ours_vs_big_vision": DISTANCES[metric](ours_a.hist, reference.hist),
-                           "torchvision_vs_big_vision": DISTANCES[metric](tv.hist, reference.hist),
-                           "ours_vs_ours_other_seed": DISTANCES[metric](ours_a.hist, ours_b.hist)}
-        row["coloured_fraction"] = {"ours": ours_a.coloured_fraction(), "big_vision": reference.coloured_fraction(),
-                                    "torchvision": tv.coloured_fraction()}
-        row["n"] = {"ours": args.n, "big_vision": reference.n, "torchvision": args.n}
-        summary[f"M={m}"] = row
-        # The verdict uses the family's bar (fam.BAR noise floors; the floor here is one ours-vs-ours pair
-        # at this --n, so it is coarser than `parity check`'s): ours must be within it, torchvision outside.
-        for k, v in row.items():
-            if k not in DISTANCES:
-                continue
-            floor = v["ours_vs_ours_other_seed"]
-            r_ours = v["ours_vs_big_vision"] / floor if floor > 0 else math.inf
-            r_tv = v["torchvision_vs_big_vision"] / floor if floor > 0 else math.inf
-            v["bar_floors"], v["ours_floors"], v["torchvision_floors"] = fam.BAR, r_ours, r_tv
-            v["verdict"] = "PASS" if r_ours <= fam.BAR and r_tv > fam.BAR else "FAIL"
-            print(f"M={m} {k}: ours {v['ours_vs_big_vision']:.4g} = {r_ours:.2f} floors (bar <= {fam.BAR:g}) "
-                  f"{'PASS' if r_ours <= fam.BAR else 'FAIL'}; torchvision {v['torchvision_vs_big_vision']:.4g} = "
-                  f"{r_tv:.2f} floors {'REJECTED' if r_tv > fam.BAR else 'ACCEPTED!'}; noise floor (ours vs ours, "
-                  f"other seed) {floor:.4g}")
-        verdicts.append(all(row[k]["verdict"] == "PASS" for k in DISTANCES))
-    (out / "spectrum.json").write_text(json.dumps(summary, indent=1))
-    print(f"parity spectrum: wrote {len(written)} PNG(s) and spectrum.json into {out}")
-    if verdicts:
-        print(f"parity spectrum: {'PASS' if all(verdicts) else 'FAIL'} ({sum(verdicts)}/{len(verdicts)} magnitudes: "
-              f"ours within {fam.BAR:g} noise floors of big_vision and torchvision outside, on every distance)")
-        if args.n < 1000:
-            print(f"parity spectrum: note: --n {args.n} makes a coarse noise floor (one pair of {args.n}-draw runs); "
-                  f"the verdict of `parity check --family randaug_spectrum` uses the recorded sample sizes")
-    return 1 if refused else 0
