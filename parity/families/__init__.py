@@ -21,7 +21,3 @@ def get(name: str) -> ModuleType:
     if name not in names():
         raise KeyError(f"unknown check family {name!r}; known: {', '.join(names())}")
     return importlib.import_module(f"{__name__}.{name}")
-
-
-def load_all() -> dict[str, ModuleType]:
-    return {n: get(n) for n in names()}

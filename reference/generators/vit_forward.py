@@ -29,9 +29,6 @@ import zlib
 
 import numpy as np
 
-TOKEN_PICKS = 4  # "synthetic": tokens 0, 1, T // 2, T - 1 of every token-shaped intermediate are stored whole
-
-
 def synthetic_param(seed: int, name: str, shape) -> np.ndarray:
     """Deterministic big_vision-layout fill (re-implemented, identically, in parity/families/vit_forward.py).
 
