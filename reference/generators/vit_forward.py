@@ -29,6 +29,7 @@ import zlib
 
 import numpy as np
 
+
 def synthetic_param(seed: int, name: str, shape) -> np.ndarray:
     """Deterministic big_vision-layout fill (re-implemented, identically, in parity/families/vit_forward.py).
 
