@@ -26,7 +26,7 @@ from torch_impl.pp.randaug import OPS, TORCH_KERNELS, check_randaug, kernel_call
 
 
 __all__ = ["sample_batch_params", "batched_apply_op", "batched_randaugment", "BatchedRandAugment17",
-           "batched_crop_resize", "randaugment_on_device", "decode_crop_resize"]
+           "batched_crop_resize", "randaugment_on_device", "decode_crop_resize", "device_jpeg_decoder"]
 
 
 _F32 = torch.float32
@@ -67,7 +67,7 @@ def _stack(rows: list[tuple]) -> tuple:
 
 # ---- one op on a group of samples --------------------------------------------------------------------------
 def batched_apply_op(images: torch.Tensor, name: str, level, *, sign=1, cutout_center=None, replace=128,
-                     contrast: str = "big_vision") -> torch.Tensor:
+                     contrast: str = "big_vision", sharpness_conv: str = "eigen") -> torch.Tensor:
     """``apply_op(images[n], name, level[n], sign=sign[n], cutout_center=cutout_center[n])`` for every n at
     once: the arguments come from ``randaug.kernel_call`` per sample (the one op table), the kernels are
     ``randaug.TORCH_KERNELS`` with one argument per image. ``level``/``sign``: scalars or (N,) tensors;
@@ -88,7 +88,7 @@ def batched_apply_op(images: torch.Tensor, name: str, level, *, sign=1, cutout_c
         call = calls.get(key)
         if call is None:
             call = calls[key] = kernel_call(name, key[0], key[1], height=h, width=w, contrast=contrast,
-                                            fill=replace, cutout_center=key[2])
+                                            fill=replace, cutout_center=key[2], sharpness_conv=sharpness_conv)
         rows.append(call[1])
     kernel = call[0]                       # one op: the same kernel for every sample
     return getattr(TORCH_KERNELS, kernel)(x, *_stack(rows))
@@ -107,7 +107,7 @@ def sample_batch_params(n: int, num_ops: int, height: int, width: int, *,
 
 
 def batched_randaugment(images: torch.Tensor, params: dict[str, torch.Tensor], magnitude, *, replace=128,
-                        contrast: str = "big_vision") -> torch.Tensor:
+                        contrast: str = "big_vision", sharpness_conv: str = "eigen") -> torch.Tensor:
     """Apply per-sample RandAugment layers: layer l applies OPS[params["ops"][n, l]] to sample n at level
     ``magnitude`` (scalar or (N,)), with its sign and cutout centre. Returns a new tensor."""
     x = _check_batch(images)
@@ -123,7 +123,8 @@ def batched_randaugment(images: torch.Tensor, params: dict[str, torch.Tensor], m
             idx = torch.nonzero(col == k).flatten()
             didx = idx.to(x.device)
             out[didx] = batched_apply_op(out.index_select(0, didx), OPS[k], lv[idx], sign=signs[idx, layer],
-                                         cutout_center=centers[idx, layer], replace=replace, contrast=contrast)
+                                         cutout_center=centers[idx, layer], replace=replace, contrast=contrast,
+                                         sharpness_conv=sharpness_conv)
     return out
 
 
@@ -204,23 +205,45 @@ def batched_crop_resize(images: torch.Tensor, boxes, size: int = 224, *, flips=N
     return out.clamp_(0.0, 255.0).to(torch.uint8)
 
 
+def device_jpeg_decoder():
+    """(name, decode(list of 1-D uint8 CPU tensors, device) -> list of uint8 (3, H, W)) for
+    ``runtime.device_decode``: TorchCodec's ``decode_jpeg`` (nvjpeg on CUDA; PyPI ``torchcodec`` >= 0.16,
+    ``pip install -e ".[gpu]"``), the maintained successor of ``torchvision.io.decode_jpeg``, which torchvision
+    0.29 deprecates; without TorchCodec, torchvision's (its DeprecationWarning silenced here: the choice is
+    recorded by this name, shown by ``parity bench decode``)."""
+    try:
+        from torchcodec.decoders import decode_jpeg as tc_decode
+    except Exception:  # noqa: BLE001 - not installed, or built for another torch
+        tc_decode = None
+    if tc_decode is not None:
+        return "torchcodec.decoders.decode_jpeg", lambda jpegs, dev: list(tc_decode(list(jpegs), device=dev, mode="RGB"))
+
+    def tv_decode(jpegs, dev):
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return list(tio.decode_jpeg(list(jpegs), device=dev, mode=tio.ImageReadMode.RGB))
+    return "torchvision.io.decode_jpeg (deprecated since torchvision 0.29; install torchcodec)", tv_decode
+
+
 def _decode_one(jpeg: torch.Tensor, device) -> torch.Tensor:
     """One JPEG on ``device``, or (if that decoder refuses it) big_vision's CPU decode moved there."""
     try:
-        return tio.decode_jpeg(jpeg, device=device, mode=tio.ImageReadMode.RGB)
-    except RuntimeError:
+        return device_jpeg_decoder()[1]([jpeg], device)[0]
+    except Exception:  # noqa: BLE001 - e.g. nvjpeg refuses a file libjpeg-turbo accepts
         return torch.from_numpy(decode_jpeg_fast(jpeg.numpy().tobytes())).permute(2, 0, 1).to(device)
 
 
 def decode_crop_resize(jpegs: Sequence[torch.Tensor], boxes, flips, size: int, device) -> torch.Tensor:
     """``runtime.device_decode``: decode ``jpegs`` (1-D uint8 tensors) on ``device`` with
-    torchvision.io.decode_jpeg (nvjpeg on CUDA), then crop ``boxes[n]``, resize to ``size`` and flip like
-    :func:`batched_crop_resize`. Returns uint8 (k, 3, size, size). The decode is NOT big_vision's (see
-    config.RuntimeConfig.device_decode); everything after it is."""
+    :func:`device_jpeg_decoder` (TorchCodec, else torchvision; nvjpeg on CUDA), then crop ``boxes[n]``,
+    resize to ``size`` and flip like :func:`batched_crop_resize`. Returns uint8 (k, 3, size, size). The decode
+    is NOT big_vision's (whole images, then the window; see config.RuntimeConfig.device_decode); everything
+    after it is. The workers already applied big_vision's verdict on each window (pp.jpeg.check_window)."""
     dev = torch.empty(0, device=device).device
     try:
-        imgs = tio.decode_jpeg(list(jpegs), device=dev, mode=tio.ImageReadMode.RGB)
-    except RuntimeError:          # one bad file fails the batched call: decode one by one, with a fallback
+        imgs = device_jpeg_decoder()[1](jpegs, dev)
+    except Exception:  # noqa: BLE001 - one bad file fails the batched call: decode one by one, with a fallback
         imgs = [_decode_one(j, dev) for j in jpegs]
     hmax, wmax = max(im.shape[1] for im in imgs), max(im.shape[2] for im in imgs)
     batch = torch.zeros((len(imgs), 3, hmax, wmax), dtype=torch.uint8, device=dev)
