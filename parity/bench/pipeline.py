@@ -1,10 +1,14 @@
 """(a) The training input pipeline per CPU core: JPEG bytes -> float (3, 224, 224) batches.
 
 Contenders, same JPEGs (parity.photos.imagenet_like_jpegs: 500x375, quality 90), same core, same run:
-  fast (ours)            torch_impl.pp.pipelines.FastTrainPipeline: fast-DCT decode that stops below the
-                         crop, fused crop+resize+flip, RandAugment17 on uint8, value_range (numba kernels)
+  fast (ours)            torch_impl.pp.pipelines.FastTrainPipeline: big_vision's crop-window decode
+                         (decode_and_crop_jpeg, pp.tf_jpeg), fused crop+resize+flip, RandAugment17 on uint8,
+                         value_range (numba kernels)
+  fast, old decode       the same with the previous decode (fast-DCT rows down to the window's bottom at full
+                         width, then a slice; crop_decode=False), to show what the crop-window decode buys
   fast, numpy kernels    the same without numba (torch_impl.pp.backends.numba switched off; same bits)
-  reference path (ours)  decode_jpeg(precise=False) -> InceptionCrop(224) -> flip_lr -> RandAugment17 -> value_range
+  reference path (ours)  DecodeJpegAndInceptionCrop(224) (the crop-window decode) -> flip_lr -> RandAugment17
+                         -> value_range
   torchvision v2         PIL decode -> v2.RandomResizedCrop(224) -> RandomHorizontalFlip -> v2.RandAugment(2, 9)
                          -> PILToTensor -> ToDtype(float32, scale) -> Normalize (the usual torchvision recipe)
   big_vision tf.data     big_vision's pp string in tf.data, in the reference subprocess (needs BIG_VISION_DIR),
@@ -66,6 +70,9 @@ def contenders(jpegs: list[bytes], randaug: bool, seed: int = 0) -> dict:
     fast = FP.FastTrainPipeline(224, randaug=(2, 10) if randaug else None,
                                 generator=torch.Generator().manual_seed(seed))
     out["fast (ours)"] = lambda i: fast(jpegs[i % n])
+    fast_old = FP.FastTrainPipeline(224, randaug=(2, 10) if randaug else None, crop_decode=False,
+                                    generator=torch.Generator().manual_seed(seed))
+    out["fast, old decode"] = lambda i: fast_old(jpegs[i % n])
     from torch_impl.pp.backends import numba as NK
     if NK.enabled():
         # The same pipeline on the numpy kernels (same bits), to show what the compiled kernels buy.
@@ -82,15 +89,14 @@ def contenders(jpegs: list[bytes], randaug: bool, seed: int = 0) -> dict:
 
     try:
         from torch_impl.pp.geometry import flip_lr
-        from torch_impl.pp.jpeg import decode_jpeg
         from torch_impl.pp.tf_math import value_range
-        from torch_impl.pp.transforms import InceptionCrop, RandAugment17
+        from torch_impl.pp.transforms import DecodeJpegAndInceptionCrop, RandAugment17
         g = torch.Generator().manual_seed(seed)
-        crop = InceptionCrop(224, generator=g)
+        crop = DecodeJpegAndInceptionCrop(224, generator=g)
         ra = RandAugment17(2, 10, generator=g) if randaug else None
 
         def ref(i):
-            x = flip_lr(crop(decode_jpeg(jpegs[i % n], precise=False)), generator=g)
+            x = flip_lr(crop(jpegs[i % n]), generator=g)
             if ra is not None:
                 x = ra(x)
             return value_range(x, -1, 1)

@@ -229,7 +229,7 @@ _REASON = {"truncated": "truncated", "libjpeg": "corrupt", "window": "corrupt", 
 
 
 def decode_crop_hwc(data, box: Sequence[int], *, fast_dct: bool = True, path=None,
-                    out: np.ndarray | None = None) -> np.ndarray:
+                    out: np.ndarray | None = None, exact: bool = True) -> np.ndarray:
     """big_vision's train-op decode of one window: ``tf.image.decode_and_crop_jpeg(data, box, channels=3)``
     as uint8 (h, w, 3), bit for bit and with TF's accept/reject verdict (a window that needs rows past the
     end of a truncated file fails; see :mod:`torch_impl.pp.tf_jpeg`). ``out``: a preallocated (h, w, 3)
@@ -238,14 +238,15 @@ def decode_crop_hwc(data, box: Sequence[int], *, fast_dct: bool = True, path=Non
 
     Without the exact decoder (C extension not built, no libjpeg-turbo library) this warns once and falls
     back to the previous decode (rows down to the window's bottom, then a slice: the window's edge columns
-    differ on chroma-subsampled files)."""
+    differ on chroma-subsampled files). ``exact=False`` asks for that previous decode on purpose (benchmarks
+    compare the two)."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"{_where(path)}JPEG data must be bytes, got {type(data).__name__}")
     if bytes(data[:3]) != b"\xff\xd8\xff":
         raise ImageDecodeError(f"{_where(path)}not a JPEG file (no SOI marker FF D8 FF at the start; first bytes "
                                f"{bytes(data[:8])!r}): big_vision's decode_and_crop_jpeg refuses it",
                                reason="not_an_image")
-    if tf_jpeg.available():
+    if exact and tf_jpeg.available():
         try:
             return tf_jpeg.decode_and_crop(data, box, fast_dct=fast_dct, out=out)
         except tf_jpeg.JpegDecodeError as e:
@@ -254,7 +255,8 @@ def decode_crop_hwc(data, box: Sequence[int], *, fast_dct: bool = True, path=Non
                    "the file is corrupt: re-download or re-encode it")
             raise ImageDecodeError(f"{_where(path)}big_vision's decode_and_crop_jpeg fails on the crop window "
                                    f"{tuple(int(v) for v in box)} ({e.message}); {fix}", reason=reason) from None
-    tf_jpeg.warn_fallback(stacklevel=2)
+    if exact:
+        tf_jpeg.warn_fallback(stacklevel=2)
     try:
         h, w = jpeg_shape(data)
         top, left, bh, bw = _check_box(box, h, w)

@@ -2,7 +2,7 @@
 
 * train ``decode_jpeg_and_inception_crop(224)|flip_lr|randaug(2,10)|value_range(-1,1)``:
   :func:`train_pipeline` (a v2 Compose of ``torch_impl.pp.transforms``) and :class:`FastTrainPipeline`
-  (the fast CPU path: simplejpeg decode, crop/resize/flip in one gather, numpy/numba RandAugment kernels of
+  (the fast CPU path: big_vision's crop-window decode (pp.tf_jpeg), crop/resize/flip in one gather, numpy/numba RandAugment kernels of
   ``torch_impl.pp.backends``; the same pixels, parity-checked in ``parity/families/fast_paths.py``);
 * eval ``decode|resize_small(256)|central_crop(224)|value_range(-1,1)``: :func:`eval_pipeline`.
 """
@@ -59,10 +59,12 @@ class FastTrainPipeline:
     def __init__(self, size: int = 224, *, randaug: tuple[int, float] | None = (2, 10), flip: bool = True,
                  area_range: tuple[float, float] = (0.05, 1.0), fast_dct: bool = True,
                  box_sampler: Callable | None = None, generator: torch.Generator | None = None,
-                 output: str = "float"):
+                 output: str = "float", crop_decode: bool = True):
         if output not in ("float", "uint8"):
             raise ValueError(f"output must be 'float' or 'uint8', got {output!r}")
         self.size, self.flip, self.fast_dct, self.output = int(size), bool(flip), bool(fast_dct), output
+        # crop_decode=False: the previous decode (rows down to the window, then a slice), for benchmarks only
+        self.crop_decode = bool(crop_decode)
         _check_ranges(1, 1, area_range, BIG_VISION_ASPECT_RATIO_RANGE, 1)
         self.area_range = tuple(float(a) for a in area_range)
         self.randaug = None if randaug is None else (int(randaug[0]), float(randaug[1]))
@@ -88,7 +90,7 @@ class FastTrainPipeline:
 
     def __call__(self, data: bytes) -> torch.Tensor:
         box, flip = self.plan(data)
-        img = crop_resize_flip(data, box, self.size, flip=flip, fast_dct=self.fast_dct)
+        img = crop_resize_flip(data, box, self.size, flip=flip, fast_dct=self.fast_dct, exact=self.crop_decode)
         if self.randaug is not None:
             img = fast_randaugment(img, self.randaug[0], self.randaug[1], generator=self.generator)
         return img if self.output == "uint8" else to_value_range(img)

@@ -158,12 +158,27 @@ _K1 = _F32(1.0) / _F32(13.0)
 _K5 = _F32(5.0) / _F32(13.0)
 
 
-def sharpness(x: np.ndarray, factor: float) -> np.ndarray:
-    """augment._sharpness: 3x3 SMOOTH kernel (1/13, centre 5/13) summed tap by tap in row-major order in
-    float32 on the interior, clip, truncate; border pixels keep x; then blend(smoothed, x, factor)."""
+def sharpness(x: np.ndarray, factor: float, conv: str = "eigen") -> np.ndarray:
+    """randaug._sharpness: 3x3 SMOOTH kernel (1/13, centre 5/13) summed tap by tap in row-major order in
+    float32 on the interior, clip, truncate; border pixels keep x; then blend(smoothed, x, factor).
+    ``conv="onednn"``: TF's oneDNN arithmetic (fused multiply-add per tap; float64 then one rounding, exact
+    as in randaug._sharpness); the numba kernel does the default ("eigen") only."""
     _, h, w = x.shape
     if factor == 1.0 or h < 3 or w < 3:
         return x.copy() if factor == 1.0 else blend(x, x, factor)
+    if conv == "onednn":
+        xd = x.astype(np.float64)
+        ih, iw = h - 2, w - 2
+        acc = np.zeros((3, ih, iw), _F32)
+        for r in range(3):
+            for c in range(3):
+                k = float(_K5 if (r, c) == (1, 1) else _K1)
+                acc = (acc.astype(np.float64) + xd[:, r:r + ih, c:c + iw] * k).astype(_F32)
+        np.clip(acc, _ZERO, _MAX, out=acc)
+        smooth = x.astype(_F32)
+        np.trunc(acc, out=smooth[:, 1:-1, 1:-1])
+        return smooth.astype(np.uint8) if factor == 0.0 else blend(smooth, x, factor, a_is_float=True,
+                                                                   b_float=x.astype(_F32))
     if _nk.enabled():
         return _nk.sharpness(x, factor)
     xf = x.astype(_F32)
@@ -303,12 +318,12 @@ def _scratch(h: int, w: int) -> np.ndarray:
 
 
 def crop_resize_flip(data: bytes, box: Sequence[int], size: int = 224, *, flip: bool = False,
-                     fast_dct: bool = True, path=None) -> torch.Tensor:
+                     fast_dct: bool = True, path=None, exact: bool = True) -> torch.Tensor:
     """decode_and_crop_jpeg(box) -> resize(size) -> (optional) flip_lr, as uint8 (3, size, size). The decode
     is TF's crop-window decode (:func:`torch_impl.pp.jpeg.decode_crop_hwc`: same pixels, same verdict on
     truncated files, ``ImageDecodeError`` naming ``path``)."""
     bh, bw = int(box[2]), int(box[3])
-    crop = decode_crop_hwc(data, box, fast_dct=fast_dct, path=path,
+    crop = decode_crop_hwc(data, box, fast_dct=fast_dct, path=path, exact=exact,
                            out=_scratch(bh, bw) if bh > 0 and bw > 0 else None)
     return _resize_hwc(crop, size, size, flip)
 
@@ -413,7 +428,7 @@ assert set(vars(NUMPY_KERNELS)) == set(A.KERNELS)
 
 
 def fast_apply_op(image: torch.Tensor, name: str, level: float, *, sign: int = 1, cutout_center=None,
-                  replace=128, contrast: str = "big_vision") -> torch.Tensor:
+                  replace=128, contrast: str = "big_vision", sharpness_conv: str = "eigen") -> torch.Tensor:
     """``torch_impl.pp.randaug.apply_op`` on one uint8 (3, H, W) image through the numpy kernels (numba where
     enabled): the same dispatch (``randaug.kernel_call``), the same float32 operations. Parity with apply_op
     is checked in tests/test_fast_pipeline.py and on the recorded randaug_ops fixtures (parity family
@@ -422,7 +437,7 @@ def fast_apply_op(image: torch.Tensor, name: str, level: float, *, sign: int = 1
         raise ValueError(f"fast_apply_op expects a uint8 (3, H, W) tensor, got {image.dtype} {tuple(image.shape)}")
     _, h, w = image.shape
     kernel, args = A.kernel_call(name, level, sign, height=h, width=w, contrast=contrast, fill=replace,
-                                 cutout_center=cutout_center)
+                                 cutout_center=cutout_center, sharpness_conv=sharpness_conv)
     x = image.numpy() if image.is_contiguous() else image.contiguous().numpy()
     return torch.from_numpy(getattr(NUMPY_KERNELS, kernel)(x, *args))
 
