@@ -45,7 +45,8 @@ import torch
 from torch_impl.pp.geometry import sample_projective
 from torch_impl.pp.tf_math import _F32, _f32, _to_uint8_trunc, blend, rgb_to_grayscale
 
-__all__ = ["OPS", "SIGNED_OPS", "OP_TABLE", "KERNELS", "TORCH_KERNELS", "MAX_LEVEL", "CONTRAST_MODES", "apply_op",
+__all__ = ["OPS", "SIGNED_OPS", "OP_TABLE", "KERNELS", "TORCH_KERNELS", "MAX_LEVEL", "CONTRAST_MODES",
+           "SHARPNESS_CONVS", "apply_op",
            "op_argument", "kernel_call", "randaugment", "sample_randaug_params", "apply_randaug",
            "sample_cutout_center", "check_level", "check_randaug", "rgb_to_grayscale"]
 
@@ -55,6 +56,11 @@ TRANSLATE_CONST = 100
 DEFAULT_REPLACE = 128     # big_vision's replace_value = [128] * 3
 SOLARIZE_ADD_THRESHOLD = 128   # big_vision's solarize_add(image, addition, threshold=128)
 CONTRAST_MODES = ("big_vision", "fixed")
+# TensorFlow's two arithmetics for Sharpness' depthwise_conv2d (which one big_vision gets depends on the CPU:
+# TF turns oneDNN on by default on AVX-512-VNNI/AMX machines; docs/portability.md). Both sum the nine taps
+# in row-major order in float32: "eigen" (TF's own kernel, oneDNN off) rounds each product, then each add;
+# "onednn" fuses them (one rounding per tap, FMA).
+SHARPNESS_CONVS = ("eigen", "onednn")
 
 _F32 = torch.float32
 
@@ -251,7 +257,7 @@ def cutout_box(center: tuple[int, int], pad: int, height: int, width: int) -> tu
 
 @lru_cache(maxsize=4096)
 def _call(name: str, level: float, sign: int, height: int, width: int, contrast: str,
-          fill: tuple[int, int, int]) -> tuple[str, tuple]:
+          fill: tuple[int, int, int], sharpness_conv: str = "eigen") -> tuple[str, tuple]:
     arg = op_argument(name, level, sign)
     kernel = OP_TABLE[name].kernel
     if kernel in ("autocontrast", "equalize", "invert"):
@@ -264,24 +270,29 @@ def _call(name: str, level: float, sign: int, height: int, width: int, contrast:
         return kernel, (affine_coefficients(name, arg, height, width), fill)
     if kernel == "cutout":
         return kernel, (arg, fill)          # the box needs the centre: see kernel_call
+    if kernel == "sharpness":
+        return kernel, (arg, sharpness_conv)
     if name == "Brightness":
         return kernel, (0, arg)             # blend towards black
     if name == "Contrast":
         if contrast == "big_vision":
             return kernel, (contrast_degenerate(height, width), arg)
         return "blend_mean_grey", (arg,)
-    return kernel, (arg,)                   # solarize_add(addition), blend_grey(factor), sharpness(factor)
+    return kernel, (arg,)                   # solarize_add(addition), blend_grey(factor)
 
 
 def kernel_call(name: str, level: float, sign: int = 1, *, height: int, width: int, contrast: str = "big_vision",
-                fill=DEFAULT_REPLACE, cutout_center: tuple[int, int] | None = None) -> tuple[str, tuple]:
+                fill=DEFAULT_REPLACE, cutout_center: tuple[int, int] | None = None,
+                sharpness_conv: str = "eigen") -> tuple[str, tuple]:
     """The one dispatch: op ``name`` at ``level`` with ``sign`` on an ``height`` x ``width`` image is
     ``kernel(image, *args)``; returns ``(kernel, args)`` with every big_vision semantic already applied.
     Cutout needs ``cutout_center``. Raises ValueError naming the bad argument."""
     name, level, sign = _check_name(name), _check_level(level), _check_sign(sign)
     if contrast not in CONTRAST_MODES:
         raise ValueError(f"contrast must be one of {CONTRAST_MODES}, got {contrast!r}")
-    kernel, args = _call(name, level, sign, int(height), int(width), contrast, _replace_values(fill))
+    if sharpness_conv not in SHARPNESS_CONVS:
+        raise ValueError(f"sharpness_conv must be one of {SHARPNESS_CONVS}, got {sharpness_conv!r}")
+    kernel, args = _call(name, level, sign, int(height), int(width), contrast, _replace_values(fill), sharpness_conv)
     if kernel == "cutout":
         if cutout_center is None:
             raise ValueError("Cutout needs cutout_center=(cy, cx)")
@@ -362,18 +373,25 @@ def _blend_mean_grey(image: torch.Tensor, factor) -> torch.Tensor:
     return blend(mean_grey(image).expand(image.shape), image, _factor(factor, image))
 
 
-def _sharpness(image: torch.Tensor, factor) -> torch.Tensor:
-    # PIL's SMOOTH kernel applied as TF's depthwise_conv2d(VALID): taps summed in row-major order in float32
-    # (bit-exact with TF's CPU kernel); interior clipped and truncated; border pixels keep the original.
+def _sharpness(image: torch.Tensor, factor, conv: str = "eigen") -> torch.Tensor:
+    # PIL's SMOOTH kernel applied as TF's depthwise_conv2d(VALID): taps summed in row-major order in float32,
+    # bit-exact with TF's CPU kernels; interior clipped and truncated; border pixels keep the original.
+    # conv="eigen" (oneDNN off): acc = f32(acc + f32(x * k)). conv="onednn": acc = f32(acc + x * k), one
+    # rounding per tap (FMA); computed in float64 and rounded once, which is exact: x is an integer <= 255
+    # and k = f32(1/13) or f32(5/13), so every product and partial sum is a multiple of 2^-27 below 2^9 (36
+    # significant bits, < 53).
     h, w = image.shape[-2:]
     smooth = image.clone()
     if h >= 3 and w >= 3:
-        x = image.to(_F32)
+        fused = conv == "onednn"
+        dt = torch.float64 if fused else _F32
+        x = image.to(dt)
         k1, k5 = _f32(1.0) / _f32(13.0), _f32(5.0) / _f32(13.0)
         acc = torch.zeros(*image.shape[:-2], h - 2, w - 2, dtype=_F32, device=image.device)
         for r in range(3):
             for c in range(3):
-                acc = acc + x[..., r:r + h - 2, c:c + w - 2] * (k5 if (r, c) == (1, 1) else k1)
+                tap = x[..., r:r + h - 2, c:c + w - 2] * float(k5 if (r, c) == (1, 1) else k1)
+                acc = (acc.to(dt) + tap).to(_F32)
         smooth[..., 1:-1, 1:-1] = _to_uint8_trunc(acc.clamp(0.0, 255.0))
     return blend(smooth, image, _factor(factor, image))
 
@@ -411,7 +429,7 @@ def sample_cutout_center(height: int, width: int, generator: torch.Generator | N
 
 def apply_op(image: torch.Tensor, name: str, level: float, *, sign: int = 1, replace=DEFAULT_REPLACE,
              cutout_center: tuple[int, int] | None = None, contrast: str = "big_vision",
-             generator: torch.Generator | None = None) -> torch.Tensor:
+             generator: torch.Generator | None = None, sharpness_conv: str = "eigen") -> torch.Tensor:
     """Apply big_vision randaug op ``name`` at ``level`` (0..10) to a uint8 (3, H, W) or (N, 3, H, W) image.
 
     ``sign`` (+1/-1) is big_vision's random negation, used by Rotate, ShearX/Y and TranslateX/Y only.
@@ -419,13 +437,16 @@ def apply_op(image: torch.Tensor, name: str, level: float, *, sign: int = 1, rep
     ``cutout_center=(cy, cx)`` places Cutout's square; None draws it uniformly with ``generator``.
     ``contrast="big_vision"`` reproduces big_vision's Contrast (blend towards pixel_count/256, clipped);
     ``"fixed"`` blends towards the mean grey instead.
+    ``sharpness_conv``: which of TensorFlow's depthwise-conv arithmetics Sharpness reproduces: "eigen" (TF's
+    own kernel, oneDNN off; the default and what the recorded fixtures use) or "onednn" (TF's default on
+    AVX-512-VNNI/AMX CPUs); see SHARPNESS_CONVS.
     """
     image = _check_image(image)
     h, w = image.shape[-2:]
     if _check_name(name) == "Cutout" and cutout_center is None:
         cutout_center = sample_cutout_center(h, w, generator)
     kernel, args = kernel_call(name, level, sign, height=h, width=w, contrast=contrast, fill=replace,
-                               cutout_center=cutout_center)
+                               cutout_center=cutout_center, sharpness_conv=sharpness_conv)
     return getattr(TORCH_KERNELS, kernel)(image, *args)
 
 
