@@ -14,7 +14,8 @@ BENCHMARKS = {
     "randaug": ("parity.bench.randaug_ops", "RandAugment17 per op vs torchvision"),
     "model": ("parity.bench.model", "ViT forward/backward img/s (CPU, or CUDA + bf16 + compile)"),
     "batched": ("parity.bench.batched", "batched per-sample crop + RandAugment17 on a device"),
-    "decode": ("parity.bench.decode", "JPEG decode on the device (nvjpeg) vs the CPU: speed and pixel difference"),
+    "decode": ("parity.bench.decode", "JPEG decode per core: big_vision's crop-window decode vs the previous "
+                                      "decode, whole-image decoders and big_vision's tf.data; --device: the device decode"),
     "e2e": ("parity.bench.e2e", "the training loop on real JPEGs vs the model alone (CUDA)"),
 }
 

@@ -102,6 +102,8 @@ def header(title: str, core: int | None, **info) -> str:
     where = f"pinned to core {core} (1 thread)" if core is not None else f"{os.cpu_count()} CPU cores, not pinned"
     parts = [f"{title}", f"machine: {cpu_model()}, {where}, "
              f"torch {torch.__version__}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"]
+    if hasattr(os, "getloadavg"):   # the machine may be shared: say how busy it was
+        parts.append("load average (1, 5, 15 min): " + ", ".join(f"{v:.2f}" for v in os.getloadavg()))
     parts += [f"{k}: {v}" for k, v in info.items()]
     return "\n".join(parts)
 
