@@ -49,6 +49,7 @@ def _big_vision(jpegs, *, n, repeats, core) -> list[float]:
             Path(tmp, f"{i:03d}.jpg").write_bytes(data)
         cmd, env = _reference_cmd(tmp, pp="decode_jpeg_and_inception_crop", n=max(n, BATCH), repeats=repeats,
                                   warmup=BATCH, core=core, serve=False)
+        cmd[cmd.index("--batch") + 1] = "1"     # windows differ in shape: tf.data batches of one
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
     if proc.returncode != 0:
         raise RuntimeError(f"big_vision decode benchmark failed (exit {proc.returncode}):\n"
