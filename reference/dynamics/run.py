@@ -11,7 +11,6 @@ Layout under ``--out``:
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import platform
@@ -45,8 +44,7 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def recipe_digest(recipe: dict) -> str:
-    return hashlib.sha256(json.dumps(recipe, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+from parity.dynamics import recipe_digest  # noqa: E402  (one definition: the torch side compares against it)
 
 
 def cpu_info() -> dict:
