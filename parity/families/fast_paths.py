@@ -139,20 +139,32 @@ def _resize_check(store, rel, *, impl="ours"):
     return compute
 
 
-def _pipeline_check(store, rel):
+def _pipeline_check(store, rel, backend=None):
+    """crop_resize_flip (the fast training path), with and without the flip, against big_vision's
+    decode_and_crop + resize(224). ``backend``: "numba" / "numpy" forces the compiled kernels or the numpy
+    fallback (each is what some user trains with: the fallback runs where numba is not installed); None
+    leaves the default."""
     def compute():
         from torch_impl import fast_pipeline as FP
+        from torch_impl import numba_kernels as NK
         data = store.load(rel)
         spec = decode_spec(data["spec"])
         top, left, bh, bw, oh, ow = spec["resize"][0]
-        ours = _hwc(FP.crop_resize_flip(data["jpeg"].tobytes(), (top, left, bh, bw), oh))
+        prev = NK.set_enabled(backend == "numba") if backend else None
+        try:
+            ours = _hwc(FP.crop_resize_flip(data["jpeg"].tobytes(), (top, left, bh, bw), oh))
+            ours_flip = _hwc(FP.crop_resize_flip(data["jpeg"].tobytes(), (top, left, bh, bw), oh, flip=True))
+        finally:
+            if backend:
+                NK.set_enabled(prev)
         ref = data["resized_0"]
         # Output columns whose bilinear taps reach the crop's edge columns can differ (TF partial decode,
         # see the decode checks); every other column must be identical.
         lx, ux, _ = FP._axis_table(bw, ow)
         edge = _edge_columns((top, left, bh, bw))
         keep = ~(np.isin(lx.numpy(), edge) | np.isin(ux.numpy(), edge))
-        return max_abs_diff(ours[:, keep], ref[:, keep])
+        return _worst([("no flip", ours[:, keep], ref[:, keep]),
+                       ("flip", ours_flip[:, ::-1][:, keep], ref[:, keep])])
     return compute
 
 
@@ -300,6 +312,9 @@ def checks(store, device: str = "cpu") -> list[Check]:
                   _resize_check(store, rel, impl="torchvision"), negative=True),
             Check(NAME, f"crop_resize_224[{img}]", "max |diff| (columns clear of the crop edges)", 0.0,
                   _pipeline_check(store, rel)),
+            # the numpy fallback too when numba is installed (it is what trains where numba is not)
+            Check(NAME, f"crop_resize_224[{img}]:numpy_kernels", "max |diff| (columns clear of the crop edges)",
+                  0.0, _pipeline_check(store, rel, "numpy")),
             Check(NAME, f"batched_crop_resize_224[{img}]{at}", "max |diff| (columns clear of the crop edges)", 0.0,
                   _batched_crop_224_check(store, rel, device)),
             # ours vs ours: every window and flip against the single-image kernel (checked above)

@@ -109,6 +109,15 @@ def torchvision_rrc(height: int, width: int, n: int, seed: int) -> np.ndarray:
                      for _ in range(n)], np.int64)
 
 
+@_single_thread
+def fast_sampler(height: int, width: int, n: int, seed: int) -> np.ndarray:
+    """The one-box sampler the fast training pipeline calls per image (``sample_inception_box1``), n times:
+    the code that trains, checked against TF's boxes too (an off-by-one in its offsets must fail here)."""
+    from torch_impl.fast_ops import sample_inception_box1
+    g = torch.Generator().manual_seed(seed)
+    return np.array([sample_inception_box1(height, width, (0.05, 1.0), generator=g) for _ in range(n)], np.int64)
+
+
 def inclusive_offsets(height: int, width: int, n: int, seed: int) -> np.ndarray:
     """Negative control: our boxes, offsets redrawn from {0, .., H - h} (TF never returns H - h)."""
     b = ours(height, width, n, seed).copy()
@@ -153,7 +162,8 @@ def _cache(fn):
 def checks(store) -> list[Check]:
     out = []
     samplers = {"ours": ours, "torchvision_rrc": torchvision_rrc, "uniform_area": uniform_area,
-                "inclusive_offsets": inclusive_offsets}
+                "inclusive_offsets": inclusive_offsets, "fast_sampler": fast_sampler}
+    positive = ("ours", "fast_sampler")
     sample = _cache(lambda which, h, w, n, seed: samplers[which](h, w, n, seed))
 
     def ks_check(rel, case, tag, op, stat, which, h, w, n, seed):
@@ -162,14 +172,14 @@ def checks(store) -> list[Check]:
             return ks_pvalue(a, box_stats(store.load(rel)[op], h, w)[stat])
         suffix = "" if which == "ours" else f":{which}"
         return Check(NAME, f"{case}/{tag}/{stat}{suffix}", "KS p-value", P_BAR, compute,
-                     higher_is_better=True, negative=which != "ours")
+                     higher_is_better=True, negative=which not in positive)
 
     def full_check(rel, case, tag, op, which, h, w, n, seed):
         def compute():
             return full_rate_pvalue(sample(which, h, w, n, seed), store.load(rel)[op], h, w)
         suffix = "" if which == "ours" else f":{which}"
         return Check(NAME, f"{case}/{tag}/full_image_rate{suffix}", "two-proportion p-value", P_BAR, compute,
-                     higher_is_better=True, negative=which != "ours")
+                     higher_is_better=True, negative=which not in positive)
 
     for rel in store.files(NAME):
         case = rel.rsplit("/", 1)[1][:-4]
@@ -181,6 +191,10 @@ def checks(store) -> list[Check]:
             out.append(full_check(rel, case, tag, op, "ours", h, w, n, seed))
             if op != "boxes_train":
                 continue
+            # the per-image sampler of the fast training pipeline, on the same TF boxes (own torch seed)
+            for stat in ("area", "aspect", "top", "left"):
+                out.append(ks_check(rel, case, tag, op, stat, "fast_sampler", h, w, n, seed + 1))
+            out.append(full_check(rel, case, tag, op, "fast_sampler", h, w, n, seed + 1))
             # Negative controls: uniform-in-area samplers get the area distribution wrong (density flat
             # instead of ~1/sqrt(A)); torchvision's fallback is a centre crop, not the whole image.
             if (h, w) in AREA_NEGATIVE_SIZES:

@@ -395,5 +395,14 @@ def checks(store) -> list[Check]:
                 # A documented fact, not a control: torchvision's kernel equals big_vision's for these ops.
                 out.append(Check(NAME, f"{op}[{image_name}]:torchvision_is_exact", f"max |diff| over {levels}", 0.0,
                                  _sweep(store, rel, op, _tv_op, "torchvision_is_exact")))
+        if image_name in _PHOTOS + ("coffee_61x91",):
+            # Sharpness bit for bit in the TF arithmetic the manifest says the fixture was recorded with
+            # (oneDNN off: "eigen"); the other one (oneDNN's fused multiply-add) must be rejected. The
+            # +-1 / 0.1% bar above would not separate them (docs/portability.md).
+            from parity.families import randaug_onednn as OD
+            out.append(Check(NAME, f"Sharpness[{image_name}]:bit_exact", "share of differing values", 0.0,
+                             OD.sweep(store, rel, "Sharpness", OD.sharpness_conv_of)))
+            out.append(Check(NAME, f"Sharpness[{image_name}]:other_tf_arithmetic", "share of differing values", 0.0,
+                             OD.sweep(store, rel, "Sharpness", OD._other), negative=True))
         out.extend(_quirk_checks(store, rel, image_name))
     return out
