@@ -22,6 +22,8 @@ import torch
 from parity.checks import Check, max_rel_err
 from parity.store import decode_spec, encode_spec
 from torch_impl import schedule as S
+from torch_impl.optim import step as train
+from torch_impl.optim.adam import big_vision_names, wd_multipliers
 
 NAME = "optimizer"
 
@@ -148,7 +150,7 @@ def _batches(data):
 
 
 def _bv_tensors(model) -> dict[str, torch.Tensor]:
-    from torch_impl import convert
+    from torch_impl.model import convert
     return {name: e for name, e in convert._entries(model).items()}
 
 
@@ -209,7 +211,6 @@ def _cached(key, fn):
 
 # ---- the wrong implementations (negative controls) ------------------------------------------------
 def _torch_param_groups(model, wd_kernels: float):
-    from torch_impl.optim import big_vision_names
     names = big_vision_names(model)
     decay = [p for t, p in model.named_parameters() if names[t].endswith("/kernel")]
     rest = [p for t, p in model.named_parameters() if not names[t].endswith("/kernel")]
@@ -533,41 +534,40 @@ def _xent_checks(store, rel) -> list[Check]:
                   compute_with(hard_labels), negative=True)]
 
 
-def _trajectory_checks(store, rel) -> list[Check]:
-    from torch_impl import train
-    from torch_impl.optim import big_vision_names, wd_multipliers
-    out = []
+def _grads_check(store, rel, accum: bool):
+    """loss and gradients of the tiny ViT on the first mixed batch (optionally accumulated) vs big_vision's."""
+    def compute():
+        data = store.load(rel)
+        model = _tiny_model(data)
+        images, labels = _batches(data)
+        from torch_impl.mixup import mixup
+        x, y = mixup(images[0], labels[0], float(data["mixup_a"][0]))
+        model.train()
+        steps = decode_spec(data["spec"])["accum_steps"] if accum else 1
+        with _one_thread():
+            loss = float(train.loss_and_grad(model, x, y, accum_steps=steps))
+        ref_loss = float(data["loss0_accum" if accum else "loss0"])
+        ours = _grads_bv(model)
+        ref = _tree(data, "grads_accum:" if accum else "grads:")
+        # relative to the scale of the whole gradient (max |g| over all parameters); the per-tensor
+        # figure is reported too (tensors whose gradient is tiny by construction, e.g. attention keys,
+        # carry the same absolute rounding noise)
+        names = [n for n in ref if not _invariant(n)]
+        scale = max(float(np.abs(ref[n]).max()) for n in names)
+        abs_errs = {n: float(np.abs(ours[n].astype(np.float64) - ref[n]).max()) for n in names}
+        worst = max(abs_errs, key=abs_errs.get)
+        per_tensor = {n: max_rel_err(ours[n], ref[n])[0] for n in names}
+        wt = max(per_tensor, key=per_tensor.get)
+        lerr = abs(loss - ref_loss) / abs(ref_loss)
+        return max(abs_errs[worst] / scale, lerr), (
+            f"loss rel err {lerr:.3g}; max |dg| {abs_errs[worst]:.3g} at {worst} (max |g| {scale:.3g}); "
+            f"worst per-tensor relative error {per_tensor[wt]:.3g} at {wt}")
+    return compute
 
-    def grads(accum):
-        def compute():
-            data = store.load(rel)
-            model = _tiny_model(data)
-            images, labels = _batches(data)
-            from torch_impl.mixup import mixup
-            x, y = mixup(images[0], labels[0], float(data["mixup_a"][0]))
-            model.train()
-            steps = decode_spec(data["spec"])["accum_steps"] if accum else 1
-            with _one_thread():
-                loss = float(train.loss_and_grad(model, x, y, accum_steps=steps))
-            ref_loss = float(data["loss0_accum" if accum else "loss0"])
-            ours = _grads_bv(model)
-            ref = _tree(data, "grads_accum:" if accum else "grads:")
-            # relative to the scale of the whole gradient (max |g| over all parameters); the per-tensor
-            # figure is reported too (tensors whose gradient is tiny by construction, e.g. attention keys,
-            # carry the same absolute rounding noise)
-            names = [n for n in ref if not _invariant(n)]
-            scale = max(float(np.abs(ref[n]).max()) for n in names)
-            abs_errs = {n: float(np.abs(ours[n].astype(np.float64) - ref[n]).max()) for n in names}
-            worst = max(abs_errs, key=abs_errs.get)
-            per_tensor = {n: max_rel_err(ours[n], ref[n])[0] for n in names}
-            wt = max(per_tensor, key=per_tensor.get)
-            lerr = abs(loss - ref_loss) / abs(ref_loss)
-            return max(abs_errs[worst] / scale, lerr), (
-                f"loss rel err {lerr:.3g}; max |dg| {abs_errs[worst]:.3g} at {worst} (max |g| {scale:.3g}); "
-                f"worst per-tensor relative error {per_tensor[wt]:.3g} at {wt}")
-        return compute
 
-    def invariant_grad():
+def _invariant_grad_check(store, rel):
+    """The key-bias gradients, exactly 0 in exact arithmetic: rounding noise only."""
+    def compute():
         data = store.load(rel)
         model = _tiny_model(data)
         images, labels = _batches(data)
@@ -579,51 +579,85 @@ def _trajectory_checks(store, rel) -> list[Check]:
         scale = max(float(np.abs(v).max()) for v in ref.values())
         worst = max(max(float(np.abs(ours[n]).max()), float(np.abs(ref[n]).max())) for n in ref if _invariant(n))
         return worst / scale, "key-bias gradients (exactly 0 in exact arithmetic) relative to the largest gradient"
+    return compute
 
-    out.append(Check(NAME, "loss_and_grads[tiny_vit]", "max |dg| / max |g|, loss rel", 1e-6, grads(False)))
-    out.append(Check(NAME, "loss_and_grads[tiny_vit,accum2]", "max |dg| / max |g|, loss rel", 1e-6, grads(True)))
-    out.append(Check(NAME, "loss_and_grads[tiny_vit]:key_bias_is_dead", "max |g| / max |g_all|", 1e-6,
-                     invariant_grad))
 
-    def mask(key):
-        def compute():
-            data = store.load(rel)
-            ref = json.loads(str(data[f"decayed:{key}"][()]))
-            wd_mults = WD_MULTS_CASES[key] or [(".*/kernel$", 1.0)]
-            model = _tiny_model(data)
-            mults = wd_multipliers(big_vision_names(model).values(), [tuple(x) for x in wd_mults])
-            ours = {n: m for n, m in mults.items() if m != 0.0}
-            diff = sorted(set(ours) ^ set(ref)) + sorted(n for n in set(ours) & set(ref) if ours[n] != ref[n])
-            return float(len(diff)), (f"{len(ref)} decayed: {', '.join(sorted(ref))}" if not diff
-                                      else f"differ: {diff[:8]}")
-        return compute
+def _wd_mask_check(store, rel, key: str):
+    """big_vision's weight-decay mask (names and multipliers) for one wd_mults case."""
+    def compute():
+        data = store.load(rel)
+        ref = json.loads(str(data[f"decayed:{key}"][()]))
+        wd_mults = WD_MULTS_CASES[key] or [(".*/kernel$", 1.0)]
+        model = _tiny_model(data)
+        mults = wd_multipliers(big_vision_names(model).values(), [tuple(x) for x in wd_mults])
+        ours = {n: m for n, m in mults.items() if m != 0.0}
+        diff = sorted(set(ours) ^ set(ref)) + sorted(n for n in set(ours) & set(ref) if ours[n] != ref[n])
+        return float(len(diff)), (f"{len(ref)} decayed: {', '.join(sorted(ref))}" if not diff
+                                  else f"differ: {diff[:8]}")
+    return compute
 
-    def mask_no_bias():  # wrong: the common torch rule "decay everything but biases"
+
+def _wd_mask_all_but_biases(store, rel):
+    """Negative control: the common torch rule "decay everything but biases"."""
+    def compute():
         data = store.load(rel)
         ref = set(json.loads(str(data["decayed:default"][()])))
         ours = {n for n in big_vision_names(_tiny_model(data)).values() if not n.endswith("/bias")}
         return float(len(ours ^ ref)), f"differ: {sorted(ours ^ ref)[:6]}"
+    return compute
 
-    out.append(Check(NAME, "wd_mask[default]", "names differing", 0.0, mask("default")))
-    out.append(Check(NAME, "wd_mask[custom_wd_mults]", "names differing", 0.0, mask("custom")))
-    out.append(Check(NAME, "wd_mask[default]:all_but_biases", "names differing", 0.0, mask_no_bias, negative=True))
 
-    def run_params(run, factory_key, k, *, negative_bar=None):
-        def compute():
-            data = store.load(rel)
-            losses, params, _, _ = _cached((rel, run, factory_key), lambda: _trajectory(
-                data, run, FACTORIES[factory_key](run), clip_in_step=factory_key.startswith("torch_adamw")))
-            err, detail = _params_err(params[k], _tree(data, f"{run}/params{k + 1}:"))
-            lerr = abs(float(losses[k]) - float(data[f"{run}/loss"][k])) / abs(float(data[f"{run}/loss"][k]))
-            bar = _bf16_bar(data, run, k)
-            if run == "bf16" and bar > 0:
-                scale = max(float(np.abs(v).max()) for n, v in _tree(data, f"{run}/params{k + 1}:").items())
-                return err * scale / bar, (
-                    f"{detail}; in units of lr*sum(schedule)*2^-8 = {bar:.3g}; loss rel err {lerr:.3g}")
-            if bar == 0:  # every update so far had lr 0 (warmup from 0): the params must not have moved at all
-                detail += "; lr*schedule = 0 for every update so far, so the params must equal the initial ones"
-            return max(err, lerr), f"{detail}; loss rel err {lerr:.3g}"
-        return compute
+def _params_check(store, rel, run: str, factory_key: str, k: int):
+    """Parameters (and loss) after update k + 1 of the recorded trajectory, with the optimizer FACTORIES[factory_key]."""
+    def compute():
+        data = store.load(rel)
+        losses, params, _, _ = _cached((rel, run, factory_key), lambda: _trajectory(
+            data, run, FACTORIES[factory_key](run), clip_in_step=factory_key.startswith("torch_adamw")))
+        err, detail = _params_err(params[k], _tree(data, f"{run}/params{k + 1}:"))
+        lerr = abs(float(losses[k]) - float(data[f"{run}/loss"][k])) / abs(float(data[f"{run}/loss"][k]))
+        bar = _bf16_bar(data, run, k)
+        if run == "bf16" and bar > 0:
+            scale = max(float(np.abs(v).max()) for n, v in _tree(data, f"{run}/params{k + 1}:").items())
+            return err * scale / bar, (
+                f"{detail}; in units of lr*sum(schedule)*2^-8 = {bar:.3g}; loss rel err {lerr:.3g}")
+        if bar == 0:  # every update so far had lr 0 (warmup from 0): the params must not have moved at all
+            detail += "; lr*schedule = 0 for every update so far, so the params must equal the initial ones"
+        return max(err, lerr), f"{detail}; loss rel err {lerr:.3g}"
+    return compute
+
+
+def _moments_check(store, rel, run: str, factory_key: str, what: str):
+    """Adam's moments after the trajectory: mu/nu relative error, or the bf16 mu bits (what = fraction/ulps)."""
+    def compute():
+        data = store.load(rel)
+        _, _, opt, model = _cached((rel, run, factory_key), lambda: _trajectory(data, run, FACTORIES[factory_key](run)))
+        if what in ("fraction", "ulps"):
+            return _mu_mismatch(opt, model, _tree(data, f"{run}/mu:"), what=what)
+        ref = _tree(data, f"{run}/{what}:")
+        errs = {}
+        for name, e in _bv_tensors(model).items():
+            if not _invariant(name):
+                errs[name] = max_rel_err(e.to_bv(opt.state[e.tensor][what].float().numpy()), ref[name])[0]
+        worst = max(errs, key=errs.get)
+        return errs[worst], f"worst {worst}"
+    return compute
+
+
+def _trajectory_checks(store, rel) -> list[Check]:
+    """The tiny ViT's gradients, the weight-decay mask, K updates of the trajectory with our optimizer (per
+    parameter and flat) and the wrong ones (negative controls), and Adam's moments after them."""
+    out = []
+    out.append(Check(NAME, "loss_and_grads[tiny_vit]", "max |dg| / max |g|, loss rel", 1e-6,
+                     _grads_check(store, rel, False)))
+    out.append(Check(NAME, "loss_and_grads[tiny_vit,accum2]", "max |dg| / max |g|, loss rel", 1e-6,
+                     _grads_check(store, rel, True)))
+    out.append(Check(NAME, "loss_and_grads[tiny_vit]:key_bias_is_dead", "max |g| / max |g_all|", 1e-6,
+                     _invariant_grad_check(store, rel)))
+
+    out.append(Check(NAME, "wd_mask[default]", "names differing", 0.0, _wd_mask_check(store, rel, "default")))
+    out.append(Check(NAME, "wd_mask[custom_wd_mults]", "names differing", 0.0, _wd_mask_check(store, rel, "custom")))
+    out.append(Check(NAME, "wd_mask[default]:all_but_biases", "names differing", 0.0,
+                     _wd_mask_all_but_biases(store, rel), negative=True))
 
     for run in RUNS:
         for k in range(K_STEPS):
@@ -631,57 +665,43 @@ def _trajectory_checks(store, rel) -> list[Check]:
                 # fp32, and any step before the first nonzero lr (warmup from 0: update 0 has lr 0, so
                 # there is no bf16-ulp effect to measure in; the params must not move, the loss must match)
                 out.append(Check(NAME, f"trajectory[{run},step{k + 1}]", "max |dp| / max |p|, loss rel", 1e-6,
-                                 run_params(run, "ours", k)))
+                                 _params_check(store, rel, run, "ours", k)))
             else:
                 out.append(Check(NAME, f"trajectory[bf16,step{k + 1}]", "max |dp| / bf16-ulp effect", 1.0,
-                                 run_params(run, "ours", k)))
+                                 _params_check(store, rel, run, "ours", k)))
     last = K_STEPS - 1
     out.append(Check(NAME, f"trajectory[fp32,step{K_STEPS}]:flat_update", "max |dp| / max |p|, loss rel", 1e-6,
-                     run_params("fp32", "ours_flat", last)))
+                     _params_check(store, rel, "fp32", "ours_flat", last)))
     out.append(Check(NAME, f"trajectory[bf16,step{K_STEPS}]:flat_update", "max |dp| / bf16-ulp effect", 1.0,
-                     run_params("bf16", "ours_flat", last)))
+                     _params_check(store, rel, "bf16", "ours_flat", last)))
     out.append(Check(NAME, f"trajectory[fp32,step{K_STEPS}]:torch_AdamW_converted_wd",
-                     "max |dp| / max |p|, loss rel", 1e-6, run_params("fp32", "torch_adamw_converted", last)))
+                     "max |dp| / max |p|, loss rel", 1e-6,
+                     _params_check(store, rel, "fp32", "torch_adamw_converted", last)))
     for key in ("torch_adamw_wd_1e-4", "decay_all_params", "linearlr_warmup", "cosine_annealing_whole_run",
                 "clip_after_adam"):
         out.append(Check(NAME, f"trajectory[fp32,step{K_STEPS}]:{key}", "max |dp| / max |p|, loss rel", 1e-6,
-                         run_params("fp32", key, last), negative=True))
+                         _params_check(store, rel, "fp32", key, last), negative=True))
 
-    def moments(run, factory_key, what):
-        def compute():
-            data = store.load(rel)
-            _, _, opt, model = _cached((rel, run, factory_key), lambda: _trajectory(data, run, FACTORIES[factory_key](run)))
-            if what in ("fraction", "ulps"):
-                return _mu_mismatch(opt, model, _tree(data, f"{run}/mu:"), what=what)
-            ref = _tree(data, f"{run}/{what}:")
-            errs = {}
-            for name, e in _bv_tensors(model).items():
-                if not _invariant(name):
-                    errs[name] = max_rel_err(e.to_bv(opt.state[e.tensor][what].float().numpy()), ref[name])[0]
-            worst = max(errs, key=errs.get)
-            return errs[worst], f"worst {worst}"
-        return compute
-
-    out.append(Check(NAME, "adam_state[fp32,mu]", "max rel err", 1e-5, moments("fp32", "ours", "mu")))
-    out.append(Check(NAME, "adam_state[fp32,nu]", "max rel err", 1e-5, moments("fp32", "ours", "nu")))
-    out.append(Check(NAME, "adam_state[bf16,nu]", "max rel err", 1e-5, moments("bf16", "ours", "nu")))
+    for run, what in (("fp32", "mu"), ("fp32", "nu"), ("bf16", "nu")):
+        out.append(Check(NAME, f"adam_state[{run},{what}]", "max rel err", 1e-5,
+                         _moments_check(store, rel, run, "ours", what)))
     out.append(Check(NAME, "adam_state[bf16,mu_bits]", "fraction of bf16 moments not bit-identical", 0.01,
-                     moments("bf16", "ours", "fraction")))
+                     _moments_check(store, rel, "bf16", "ours", "fraction")))
     # The bf16 moments may differ by what K roundings to bf16 allow (a rounding decided the other way
     # because the float32 gradients differ in their last bits), not by a count of ulps seen on one CPU.
     out.append(Check(NAME, "adam_state[bf16,mu_ulps]", "max |dmu| / bound of K bf16 roundings", 1.0,
                      _mu_rounding_bound(store, rel, "ours")))
     # (no control of its own: a wrong b1 moves each moment by ~0.2 ulp per update, inside this bound; the
     # mu_bits rows below reject it)
-    out.append(Check(NAME, "adam_state[bf16,mu_bits]:flat_update", "fraction of bf16 moments not bit-identical", 0.01,
-                     moments("bf16", "ours_flat", "fraction")))
+    out.append(Check(NAME, "adam_state[bf16,mu_bits]:flat_update", "fraction of bf16 moments not bit-identical",
+                     0.01, _moments_check(store, rel, "bf16", "ours_flat", "fraction")))
     # the flat path sees a wrong moment update too (same bar as its positive row)
     out.append(Check(NAME, "adam_state[bf16,mu_bits]:flat_update_bf16_product_rounded",
                      "fraction of bf16 moments not bit-identical", 0.01,
-                     moments("bf16", "flat_bf16_product_rounded", "fraction"), negative=True))
+                     _moments_check(store, rel, "bf16", "flat_bf16_product_rounded", "fraction"), negative=True))
     for key in ("fp32_moment", "bf16_product_rounded", "bf16_moment_plain_b1"):
         out.append(Check(NAME, f"adam_state[bf16,mu_bits]:{key}", "fraction of bf16 moments not bit-identical",
-                         0.01, moments("bf16", key, "fraction"), negative=True))
+                         0.01, _moments_check(store, rel, "bf16", key, "fraction"), negative=True))
     return out
 
 
@@ -697,7 +717,6 @@ def _mu_rounding_bound(store, rel, factory_key):
     bound_K = sum_j b1^(K-j) (ulp(mu_j) + 0.1 * GRAD_REL_BAR * max |g_j|), with ulp taken one ulp above our
     own |mu_j| (the reference's may have rounded up into the next binade)."""
     def compute():
-        from torch_impl import train
         data = store.load(rel)
         model = _tiny_model(data)
         opt, sched = FACTORIES[factory_key]("bf16")(model)
