@@ -1,18 +1,90 @@
-"""Where each preprocessing stage of a training run runs: in the DataLoader workers, or on the training
-device in the main process (``runtime.device_augment``, ``device_decode``, ``device_value_range``,
-``device_augment_fraction``), and the per-sample pipelines that the workers run."""
+"""Where each stage of big_vision's train pp runs, decided in ONE place: :func:`placement_for` reads the run's
+``runtime`` flags (``device_decode``, ``device_augment``, ``device_augment_fraction``, ``device_value_range``)
+and the device, checks what the chosen paths can do (at config time, before any data is read), and returns a
+:class:`Placement`. The per-sample pipelines the DataLoader workers run (:func:`train_transform`) and the
+per-batch stages the training loop runs on the device (``torch_impl.train.loop``) both follow it.
+
+Stages of ``decode_jpeg_and_inception_crop(S)|flip_lr|randaug(N,M)|value_range(-1,1)``:
+
+* decode + crop + flip: the workers; ``device_decode``: the workers only draw the crop and flip and ship
+  the JPEG bytes, the loop decodes on the device (nvjpeg; NOT big_vision's pixels, off by default);
+* randaug: the workers; ``device_augment`` (or ``device_decode``): the loop, every sample
+  (``pp.backends.batched``); ``device_augment_fraction`` f: the loop for the samples picked by their seed
+  (:meth:`Pipeline.on_device`), the workers for the rest;
+* value_range: the workers, or the loop (then the workers ship uint8: 4x fewer bytes): with any of the
+  above, with ``device_value_range=True``, and by default when training on CUDA.
+"""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
-from torch_impl.config import uses_cuda
+from torch_impl.config import ConfigError, uses_cuda
 from torch_impl.data.sampling import mix_seed
 from torch_impl.pp.backends import numba as numba_kernels
 from torch_impl.pp.jpeg import ImageDecodeError, check_window, device_decodable, simplejpeg
 from torch_impl.pp.pipelines import FastTrainPipeline, eval_pipeline, train_pipeline
+from torch_impl.pp.randaug import check_randaug
 from torch_impl.pp.transforms import RandAugment17
+
+WORKERS, DEVICE, SPLIT = "workers", "device", "split"
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where each train pp stage runs: ``decode`` and ``value_range`` are "workers" or "device"; ``randaug``
+    is "workers", "device" or "split" (``device_share`` of the samples on the device)."""
+    decode: str = WORKERS
+    randaug: str = WORKERS
+    value_range: str = WORKERS
+    device_share: float = 0.0
+
+    @property
+    def workers_ship_uint8(self) -> bool:
+        return self.value_range == DEVICE
+
+
+def placement(*, device_augment: bool = False, device_decode: bool = False, device_value_range: bool = False,
+              device_augment_fraction: float = 0.0) -> Placement:
+    """The placement the runtime flags ask for (``device_value_range`` already resolved to a bool)."""
+    if not 0.0 <= device_augment_fraction <= 1.0:
+        raise ConfigError(f"runtime.device_augment_fraction must be in [0, 1], got {device_augment_fraction!r}")
+    if device_decode or device_augment:
+        randaug, share = DEVICE, 1.0
+    elif device_augment_fraction > 0.0:
+        randaug, share = SPLIT, float(device_augment_fraction)
+    else:
+        randaug, share = WORKERS, 0.0
+    on_device = device_value_range or randaug != WORKERS
+    return Placement(decode=DEVICE if device_decode else WORKERS, randaug=randaug,
+                     value_range=DEVICE if on_device else WORKERS, device_share=share)
+
+
+def placement_for(cfg) -> Placement:
+    """The one place that reads ``cfg.runtime``'s placement flags; raises ConfigError (naming the key) for a
+    combination the chosen paths cannot run, before any data is read."""
+    rt, pp = cfg.runtime, cfg.input.pp
+    value_range = rt.device_value_range if rt.device_value_range is not None else uses_cuda(rt.device)
+    plan = placement(device_augment=rt.device_augment, device_decode=rt.device_decode,
+                     device_value_range=bool(value_range), device_augment_fraction=rt.device_augment_fraction)
+    if plan.decode == DEVICE and not (pp.fast_decode and simplejpeg is not None):
+        raise ConfigError("runtime.device_decode needs the fast JPEG path: set input.pp.fast_decode=true and "
+                          "`pip install simplejpeg`")
+    try:   # every backend runs any level >= 0; what none can run is said here
+        check_randaug(pp.randaug_num_layers, pp.randaug_magnitude)
+    except ValueError as e:
+        raise ConfigError(f"input.pp.randaug_num_layers / randaug_magnitude: {e}") from None
+    return plan
+
+
+def value_range_on_device(runtime) -> bool:
+    """Whether the training loop (not the workers) runs value_range (see :func:`placement_for`)."""
+    value_range = runtime.device_value_range if runtime.device_value_range is not None else uses_cuda(runtime.device)
+    return placement(device_augment=runtime.device_augment, device_decode=runtime.device_decode,
+                     device_value_range=bool(value_range),
+                     device_augment_fraction=runtime.device_augment_fraction).workers_ship_uint8
 
 
 # ---------------------------------------------------------------------------- transforms
@@ -20,9 +92,10 @@ class Pipeline:
     """A preprocessing pipeline driven by ONE torch.Generator, reseeded for every sample:
     ``pipeline(x, seed)``. ``x`` is the encoded file (bytes) or a decoded uint8 (3, H, W) tensor.
 
-    ``fast`` (optional) handles JPEG bytes (torch_impl.fast_pipeline.FastTrainPipeline: libjpeg-turbo fast
-    DCT, crop/resize/flip in one gather); anything it refuses goes to ``slow``, the v2 Compose from
-    torch_impl.preprocess, which also takes decoded tensors (synthetic images, PIL-decoded CMYK/PNG files).
+    ``fast`` (optional) handles JPEG bytes (torch_impl.pp.pipelines.FastTrainPipeline: big_vision's
+    crop-window decode, crop/resize/flip in one gather); a JPEG it refuses goes to ``slow``, the v2 Compose of
+    torch_impl.pp.pipelines.train_pipeline, which also takes decoded tensors (synthetic images, PIL-decoded
+    CMYK/PNG files).
     """
 
     def __init__(self, slow: Callable, fast: Callable | None, generator: torch.Generator, *, defer: bool = False,
@@ -60,83 +133,61 @@ class Pipeline:
                 return self.fast(bytes(x))
             except ImageDecodeError:
                 raise   # big_vision's verdict on this JPEG and window; the general path would say the same
-            except Exception:  # noqa: BLE001 - anything else: the general path below
-                pass
+            except ValueError:
+                pass    # a JPEG the fast path does not handle (e.g. CMYK, lossless): the general path below
         self.generator.manual_seed(seed)
         return self.slow(x)
 
 
-def value_range_on_device(runtime) -> bool:
-    """Whether the training loop (not the workers) runs value_range: ``runtime.device_value_range``, or by
-    default when the run trains on CUDA; always with device_augment / device_decode."""
-    if runtime.device_augment or runtime.device_decode:
-        return True
-    if runtime.device_value_range is not None:
-        return bool(runtime.device_value_range)
-    return uses_cuda(runtime.device)
-
-
-def train_transform(pp, *, device_augment: bool = False, device_decode: bool = False,
+def train_transform(pp, plan: Placement | None = None, *, device_augment: bool = False, device_decode: bool = False,
                     device_value_range: bool = False, device_augment_fraction: float = 0.0) -> Pipeline:
-    """big_vision ``decode_jpeg_and_inception_crop(S)|flip_lr|randaug(N,M)|value_range(-1,1)``, composed from
-    torch_impl.preprocess.train_pipeline (and the fast JPEG path). ``pp`` is a config.PPConfig.
-
-    ``device_augment``: stop after flip_lr and return uint8 (3, S, S); the training loop then runs
-    randaug (:func:`torch_impl.batched_augment.randaugment_on_device`) + value_range on the device.
-    ``device_decode`` (implies device_augment): JPEGs the device can decode come back undecoded, as
-    ``{"jpeg", "box", "flip", "size"}`` (see :func:`collate_train`).
-    ``device_value_range``: stop before value_range only (RandAugment stays here) and return uint8; the
-    loop runs value_range on the device (runtime.device_value_range).
-    ``device_augment_fraction``: that share of the samples (by seed, :meth:`Pipeline.on_device`) skips
-    RandAugment here too; the loop runs it on the device (implies device_value_range)."""
-    device_augment = device_augment or device_decode
-    split = 0.0 < device_augment_fraction and not device_augment
-    uint8_out = device_augment or device_value_range or split
+    """The workers' half of big_vision ``decode_jpeg_and_inception_crop(S)|flip_lr|randaug(N,M)|value_range(-1,1)``
+    under ``plan`` (a :class:`Placement`; or the runtime flags, as :func:`placement` takes them): the stages
+    placed on the device are left out and the workers ship uint8 when value_range runs there; with
+    ``decode == "device"`` the JPEGs the device can decode come back undecoded, as
+    ``{"jpeg", "box", "flip", "size"}`` (see ``data.loader.collate_train``). ``pp`` is a config.PPConfig."""
+    if plan is None:
+        plan = placement(device_augment=device_augment, device_decode=device_decode,
+                         device_value_range=device_value_range, device_augment_fraction=device_augment_fraction)
     g = torch.Generator()
-    slow, fast = _train_stages(pp, g, randaug=not device_augment, uint8_out=uint8_out)
-    if device_decode and fast is None:
-        raise ValueError("runtime.device_decode needs the fast JPEG path (input.pp.fast_decode=true and "
-                         "`pip install simplejpeg`)")
+    uint8_out = plan.workers_ship_uint8
+    slow, fast = _train_stages(pp, g, randaug=plan.randaug != DEVICE, uint8_out=uint8_out)
+    if plan.decode == DEVICE and fast is None:
+        raise ConfigError("runtime.device_decode needs the fast JPEG path (input.pp.fast_decode=true and "
+                          "`pip install simplejpeg`)")
     if fast is not None:
         numba_kernels.warm_up()   # before the DataLoader forks its workers
-    if not split:
-        return Pipeline(slow, fast, g, defer=device_decode)
-    return Pipeline(slow, fast, g, device_share=device_augment_fraction,
+    if plan.randaug != SPLIT:
+        return Pipeline(slow, fast, g, defer=plan.decode == DEVICE)
+    return Pipeline(slow, fast, g, device_share=plan.device_share,
                     plain=Pipeline(*_train_stages(pp, g, randaug=False, uint8_out=True), g))
 
 
 def train_transform_for(cfg) -> Pipeline:
-    """:func:`train_transform` for a run: ``cfg.input.pp`` placed as ``cfg.runtime`` says (workers / device)."""
-    rt = cfg.runtime
-    return train_transform(cfg.input.pp, device_augment=rt.device_augment, device_decode=rt.device_decode,
-                           device_value_range=value_range_on_device(rt),
-                           device_augment_fraction=rt.device_augment_fraction)
+    """:func:`train_transform` for a run: ``cfg.input.pp`` placed as :func:`placement_for` decides."""
+    return train_transform(cfg.input.pp, placement_for(cfg))
 
 
 def _train_stages(pp, g: torch.Generator, *, randaug: bool, uint8_out: bool):
     """(slow, fast) halves of the train pipeline on generator ``g``: the v2 Compose and the fast JPEG path."""
-
     use_ra = pp.randaug_magnitude > 0 and pp.randaug_num_layers > 0 and randaug
     ra = RandAugment17(pp.randaug_num_layers, pp.randaug_magnitude, generator=g) if use_ra else None
     slow = train_pipeline(pp.crop_size, randaug=ra, area_range=(pp.inception_area_min, 1.0),
-                          precise=pp.decode_precise, generator=g)
-    drop = ({"FlipLR"} if not pp.flip_lr else set()) | ({"ValueRange"} if uint8_out else set())
-    if drop:
-        slow = type(slow)([t for t in slow.transforms if type(t).__name__ not in drop])
+                          precise=pp.decode_precise, generator=g, flip=pp.flip_lr, value_range=not uint8_out)
     fast = None
-    if pp.fast_decode:
-        if simplejpeg is not None:   # the fast path's decoder
-            fast = FastTrainPipeline(pp.crop_size, randaug=(pp.randaug_num_layers, pp.randaug_magnitude) if use_ra
-                                     else None, flip=pp.flip_lr, area_range=(pp.inception_area_min, 1.0),
-                                     fast_dct=not pp.decode_precise, generator=g,
-                                     output="uint8" if uint8_out else "float")
+    if pp.fast_decode and simplejpeg is not None:   # simplejpeg: the fast path's decoder
+        fast = FastTrainPipeline(pp.crop_size, randaug=(pp.randaug_num_layers, pp.randaug_magnitude) if use_ra
+                                 else None, flip=pp.flip_lr, area_range=(pp.inception_area_min, 1.0),
+                                 fast_dct=not pp.decode_precise, generator=g,
+                                 output="uint8" if uint8_out else "float")
     return slow, fast
 
 
 def eval_transform(pp) -> Pipeline:
-    """big_vision ``decode|resize_small(R)|central_crop(S)|value_range(-1,1)`` (torch_impl.preprocess.eval_pipeline)."""
+    """big_vision ``decode|resize_small(R)|central_crop(S)|value_range(-1,1)`` (torch_impl.pp.pipelines.eval_pipeline)."""
     return Pipeline(eval_pipeline(pp.crop_size, pp.eval_resize_small, precise=pp.decode_precise), None,
                     torch.Generator())
 
 
-__all__ = ["Pipeline", "train_transform", "train_transform_for", "eval_transform", "value_range_on_device"]
+__all__ = ["Placement", "placement", "placement_for", "Pipeline", "train_transform", "train_transform_for",
+           "eval_transform", "value_range_on_device"]

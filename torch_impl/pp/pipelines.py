@@ -18,27 +18,33 @@ from torch_impl.pp.backends.numpy import crop_resize_flip, fast_randaugment, to_
 from torch_impl.pp.crop import (BIG_VISION_ASPECT_RATIO_RANGE, _check_ranges, sample_inception_box,
                                 sample_inception_box1)
 from torch_impl.pp.jpeg import jpeg_shape
+from torch_impl.pp.randaug import check_randaug
 from torch_impl.pp.transforms import (CentralCrop, DecodeJpeg, DecodeJpegAndInceptionCrop, FlipLR, RandAugment17,
                                       ResizeSmall, ValueRange)
 
 
 def train_pipeline(size: int = 224, *, randaug: Any = "big_vision", area_range: Sequence[float] = (0.05, 1.0),
-                   precise: bool = False, generator: torch.Generator | None = None) -> v2.Compose:
+                   precise: bool = False, generator: torch.Generator | None = None, flip: bool = True,
+                   value_range: bool = True) -> v2.Compose:
     """ViT-S/16's train pp ``decode_jpeg_and_inception_crop(224)|flip_lr|randaug(2,10)|value_range(-1,1)``.
 
     Input: the encoded file (bytes) or a decoded image. ``randaug="big_vision"`` builds
-    ``torch_impl.augment.RandAugment17(2, 10)``; pass any v2 Transform instead, or ``None`` to skip it.
-    ``precise=False`` is big_vision's default decode (fast DCT, needs ``simplejpeg``).
+    ``torch_impl.pp.transforms.RandAugment17(2, 10)``; pass any v2 Transform instead, or ``None`` to skip it.
+    ``precise=False`` is big_vision's default decode (fast DCT, needs ``simplejpeg``). ``flip=False`` leaves
+    flip_lr out; ``value_range=False`` stops at the uint8 image (the training loop then runs value_range on
+    the device: ``torch_impl.data.placement``).
     """
     if isinstance(randaug, str):
         if randaug != "big_vision":
             raise ValueError(f"train_pipeline: randaug must be 'big_vision', a Transform or None, got {randaug!r}")
         randaug = RandAugment17(2, 10, generator=generator)
-    steps = [DecodeJpegAndInceptionCrop(size, area_range=area_range, precise=precise, generator=generator),
-             FlipLR(generator=generator)]
+    steps = [DecodeJpegAndInceptionCrop(size, area_range=area_range, precise=precise, generator=generator)]
+    if flip:
+        steps.append(FlipLR(generator=generator))
     if randaug is not None:
         steps.append(randaug)
-    steps.append(ValueRange(-1, 1))
+    if value_range:
+        steps.append(ValueRange(-1, 1))
     return v2.Compose(steps)
 
 
@@ -51,7 +57,7 @@ class FastTrainPipeline:
     """bytes -> float32 (3, size, size) in [-1, 1]: big_vision's ViT training preprocessing, fast.
 
     ``box_sampler(height, width, generator) -> (top, left, h, w)`` defaults to
-    ``torch_impl.inception_crop.sample_inception_box`` (big_vision's crop distribution);
+    ``torch_impl.pp.crop.sample_inception_box`` (big_vision's crop distribution);
     ``randaug`` is ``(num_ops, magnitude)`` or None; ``generator`` seeds every random draw.
     ``output="float"`` gives value_range(-1, 1) floats, ``"uint8"`` stops before it.
     """
@@ -67,7 +73,8 @@ class FastTrainPipeline:
         self.crop_decode = bool(crop_decode)
         _check_ranges(1, 1, area_range, BIG_VISION_ASPECT_RATIO_RANGE, 1)
         self.area_range = tuple(float(a) for a in area_range)
-        self.randaug = None if randaug is None else (int(randaug[0]), float(randaug[1]))
+        # validated here, where the pipeline is built (the kernels run any level >= 0)
+        self.randaug = None if randaug is None else check_randaug(*randaug)[:2]
         self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
         self._box_sampler = box_sampler
 
