@@ -126,6 +126,10 @@ def run_seed(recipe: dict, data_dir: str | Path, workdir: str | Path, seed: int,
         hit = _cached(Path(workdir) / variant, seed, steps, key)
         if hit is not None:
             return hit
+    if run_dir.exists():
+        # a stale cache entry (other recipe, data or code) or an interrupted run: ours, start it over
+        import shutil
+        shutil.rmtree(run_dir)
     cfg = torch_config(recipe, seed, num_workers=num_workers)
     if v.config:
         apply_overrides(cfg, dict(v.config))
