@@ -9,7 +9,8 @@ parity families preprocess/fast_paths). This benchmark shows what that costs aga
 CPU contenders, same JPEGs (scikit-image photos at 500x375, q90) and the same inception windows (drawn once
 with big_vision's distribution), one pinned core, interleaved repeats:
   crop window (ours)              pp.jpeg.decode_crop_hwc: tf_jpeg's decode_and_crop_jpeg
-  crop window + box (ours)        the same plus the box draw from the header (what big_vision's op does)
+  crop window + box (ours)        the same plus the box draw from the header, as the fast path draws it
+                                  (what big_vision's op does too)
   old: rows + slice (ours)        the previous decode: fast-DCT rows down to the window's bottom, full width
   whole image (simplejpeg)        decode_jpeg_fast: TF's default decode_jpeg of the whole image
   torchvision decode_jpeg (cpu)   whole image, accurate DCT
@@ -67,7 +68,7 @@ def main(args) -> int:
     from parity.reference_runner import big_vision_dir
     from torch_impl.pp import tf_jpeg
     from torch_impl.pp.backends.batched import device_jpeg_decoder
-    from torch_impl.pp.crop import sample_inception_box
+    from torch_impl.pp.crop import sample_inception_box, sample_inception_box1
     from torch_impl.pp.jpeg import decode_crop_hwc, decode_jpeg_fast, jpeg_shape
     jpegs = list(photos.imagenet_like_jpegs().values())
     raw = [torch.frombuffer(bytearray(j), dtype=torch.uint8) for j in jpegs]
@@ -82,8 +83,8 @@ def main(args) -> int:
 
     def with_box(i):
         data = jpegs[i % nj]
-        box = sample_inception_box(*jpeg_shape(data), generator=gb)
-        return decode_crop_hwc(data, box)
+        h, w = jpeg_shape(data)
+        return decode_crop_hwc(data, sample_inception_box1(h, w, (0.05, 1.0), generator=gb))   # the fast path's
 
     def tv_cpu(i):
         import warnings
