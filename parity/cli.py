@@ -58,7 +58,7 @@ def cmd_check(args) -> int:
         for n in names:
             print(f"parity: generating {n} live with big_vision ...", file=sys.stderr)
             generate_family(n, store, onednn=args.onednn)
-        _declare_live(store, FixtureStore(args.fixtures), names)
+        runner.adopt_declarations(store, FixtureStore(args.fixtures), names)
     else:
         store = FixtureStore(args.fixtures)
     if args.device != "cpu":
@@ -104,22 +104,6 @@ def _jpeg_decoder_line() -> str:
                 f"{st.version or '?'}, {st.library})")
     return (f"WARNING: the exact JPEG crop-window decode is unavailable ({st.reason}); training falls back to "
             "decode-then-slice, whose window edges differ from big_vision's (the train_window_* checks fail)")
-
-
-def _declare_live(live, recorded, names) -> None:
-    """A live run must produce what the recorded store declares (so a family cannot shrink by being
-    regenerated); a family the recorded store does not declare is declared from the live files."""
-    from parity import runner
-    from parity.store import FixtureError
-    for n in names:
-        try:
-            decl = recorded.declared(n)
-        except FixtureError:
-            decl = None
-        if decl is None:
-            runner.declare(live, n)
-        else:
-            live.write_declared(n, checks=decl["checks"], controls=decl["controls"], internal=decl["internal"])
 
 
 def cmd_fixtures(args) -> int:

@@ -55,6 +55,21 @@ def declare(store: FixtureStore, family: str) -> dict[str, list[str]]:
     return decl
 
 
+def adopt_declarations(live: FixtureStore, recorded: FixtureStore, names: Iterable[str]) -> None:
+    """Declare in a freshly generated store (``--live``, test_live) what the recorded store declares, so a
+    family cannot shrink by being regenerated; a family the recorded store does not declare is declared
+    from the fresh files."""
+    for n in names:
+        try:
+            decl = recorded.declared(n)
+        except FixtureError:
+            decl = None
+        if decl is None:
+            declare(live, n)
+        else:
+            live.write_declared(n, checks=decl["checks"], controls=decl["controls"], internal=decl["internal"])
+
+
 def _reason(family: str, damaged: dict[str, str], missing_entries: list[str], error: str | None) -> str:
     parts = []
     if error:

@@ -5,7 +5,7 @@ import pytest
 
 from parity import families
 from parity.generate import generate_family
-from parity.runner import collect, run_checks
+from parity.runner import adopt_declarations, collect, run_checks
 from parity.store import FixtureStore
 
 
@@ -15,6 +15,7 @@ from parity.store import FixtureStore
 def test_live_family(family, big_vision_env, tmp_path):
     store = FixtureStore(tmp_path)
     generate_family(family, store, environ=big_vision_env)
+    adopt_declarations(store, FixtureStore(), [family])  # must build everything the recorded store declares
     assert store.verify() == []
     results = run_checks(collect(store, [family]), progress=False)
     assert results, f"family {family} produced no checks"
