@@ -24,29 +24,10 @@ def _pair(size: int | Sequence[int]) -> tuple[int, int]:
     return int(h), int(w)
 
 
-def _bilinear_axis(in_size: int, out_size: int):
-    """TF resize_bilinear(half_pixel_centers=True) sampling along one axis: source = (i + 0.5) * scale - 0.5
-    in float32 with scale = in / out; lower index clamped at 0, upper at in - 1, weight = src - floor(src)."""
-    scale = _f32(in_size) / _f32(out_size)
-    src = (torch.arange(out_size, dtype=_F32) + 0.5) * scale - 0.5
-    fl = torch.floor(src)
-    lower = fl.to(torch.int64).clamp_min(0)
-    upper = torch.ceil(src).to(torch.int64).clamp_max(in_size - 1)
-    return lower, upper, src - fl
-
-
 def _resize_bilinear_f32(x: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
-    in_h, in_w = x.shape[-2:]
-    if (in_h, in_w) == (out_h, out_w):
+    if tuple(x.shape[-2:]) == (out_h, out_w):
         return x.clone()  # TF's no-op resize: a plain cast
-    yl, yu, yw = _bilinear_axis(in_h, out_h)
-    xl, xu, xw = _bilinear_axis(in_w, out_w)
-    top, bottom = x[..., yl, :], x[..., yu, :]
-    tl, tr, bl, br = top[..., xl], top[..., xu], bottom[..., xl], bottom[..., xu]
-    # TF: top = tl + (tr - tl) * xlerp; bottom likewise; out = top + (bottom - top) * ylerp
-    t = tl + (tr - tl) * xw
-    b = bl + (br - bl) * xw
-    return t + (b - t) * yw[:, None]
+    return _bilinear(x, out_h, out_w)
 
 
 def _triangle_spans(in_size: int, out_size: int, antialias: bool):
@@ -210,13 +191,12 @@ def _axis_table(in_size: int, out_size: int, flip: bool = False):
     return torch.from_numpy(lower), torch.from_numpy(upper), torch.from_numpy(lerp)
 
 
-def resize_bilinear_tf(image: torch.Tensor, size: int | Sequence[int], *, flip: bool = False) -> torch.Tensor:
-    """big_vision ``resize(size)`` (bilinear, antialias=False) on uint8 (..., 3, H, W): TF's float32
-    ``top + (bottom - top) * y_lerp`` of ``left + (right - left) * x_lerp``, clipped to [0, 255] and
-    truncated to uint8 like big_vision's cast. ``flip=True`` also mirrors left-right (flip_lr) for free."""
-    if image.dtype != torch.uint8:
-        raise ValueError(f"resize_bilinear_tf expects uint8, got {image.dtype}")
-    oh, ow = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+def _bilinear(image: torch.Tensor, oh: int, ow: int, flip: bool = False) -> torch.Tensor:
+    """TF's ResizeBilinear(half_pixel_centers) of (..., C, H, W) -> float32 (..., C, oh, ow) through the
+    :func:`_axis_table` tables (``flip`` mirrors left-right for free): the horizontal lerp
+    ``left + (right - left) * x_lerp`` of the rows the output needs, then ``top + (bottom - top) * y_lerp``,
+    the same float32 expressions as TF, so bit-identical. Gathers run on the input's dtype (uint8: 4x fewer
+    bytes), the arithmetic in float32."""
     h, w = image.shape[-2:]
     ly, uy, wy = _axis_table(h, oh)
     lx, ux, wx = _axis_table(w, ow, flip)
@@ -224,21 +204,28 @@ def resize_bilinear_tf(image: torch.Tensor, size: int | Sequence[int], *, flip: 
     if dev.type != "cpu":
         ly, uy, wy, lx, ux, wx = (t.to(dev) for t in (ly, uy, wy, lx, ux, wx))
     # Rows first (gather only the rows the output needs), so the float work is on (oh or h) x ow.
-    # Horizontal lerp per input row, then vertical: the same float32 expressions as TF, so bit-identical.
     if 2 * oh < h:
-        rows = torch.cat([ly, uy])
-        src = image.index_select(-2, rows)
-        left = src.index_select(-1, lx).float()
-        right = src.index_select(-1, ux).float()
+        src = image.index_select(-2, torch.cat([ly, uy]))
+        left = src.index_select(-1, lx).to(_F32)
+        right = src.index_select(-1, ux).to(_F32)
         horiz = left + (right - left) * wx
         top, bottom = horiz[..., :oh, :], horiz[..., oh:, :]
     else:
-        left = image.index_select(-1, lx).float()
-        right = image.index_select(-1, ux).float()
+        left = image.index_select(-1, lx).to(_F32)
+        right = image.index_select(-1, ux).to(_F32)
         horiz = left + (right - left) * wx
         top, bottom = horiz.index_select(-2, ly), horiz.index_select(-2, uy)
-    out = top + (bottom - top) * wy[:, None]
-    return out.clamp_(0.0, 255.0).to(torch.uint8)
+    return top + (bottom - top) * wy[:, None]
+
+
+def resize_bilinear_tf(image: torch.Tensor, size: int | Sequence[int], *, flip: bool = False) -> torch.Tensor:
+    """big_vision ``resize(size)`` (bilinear, antialias=False) on uint8 (..., 3, H, W): :func:`_bilinear`,
+    clipped to [0, 255] and truncated to uint8 like big_vision's cast. ``flip=True`` also mirrors left-right
+    (flip_lr) for free."""
+    if image.dtype != torch.uint8:
+        raise ValueError(f"resize_bilinear_tf expects uint8, got {image.dtype}")
+    oh, ow = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    return _bilinear(image, oh, ow, flip).clamp_(0.0, 255.0).to(torch.uint8)
 
 
 @lru_cache(maxsize=4096)

@@ -22,6 +22,7 @@ import torch
 import torchvision.io as tio
 
 from torch_impl.pp.jpeg import decode_jpeg_fast
+from torch_impl.pp.resize import _axis_table
 from torch_impl.pp.randaug import OPS, TORCH_KERNELS, check_randaug, kernel_call
 
 
@@ -165,27 +166,18 @@ def randaugment_on_device(images: torch.Tensor, *, num_ops: int, magnitude: floa
 # ---- inception crop: per-sample boxes, TF bilinear resize, optional flip ---------------------------------------
 def _tables(sizes: torch.Tensor, offsets: torch.Tensor, out: int, flips: torch.Tensor | None, device):
     """Per-sample TF ResizeBilinear (half-pixel) tables in absolute image coordinates: (n, out) lower/upper
-    indices and float32 weights. scale = float32(in) / float32(out); src = (i + 0.5) * scale - 0.5."""
-    insz = sizes.to(_F32).view(-1, 1)
-    scale = insz / torch.tensor(float(out), dtype=_F32)
-    src = (torch.arange(out, dtype=_F32).view(1, -1) + torch.tensor(0.5, dtype=_F32)) * scale \
-        - torch.tensor(0.5, dtype=_F32)
-    fl = torch.floor(src)
-    lower = fl.to(torch.int64).clamp_min(0)
-    upper = torch.minimum(torch.ceil(src).to(torch.int64), sizes.view(-1, 1) - 1)
-    lerp = src - fl
-    lower, upper = lower + offsets.view(-1, 1), upper + offsets.view(-1, 1)
-    if flips is not None:
-        f = flips.view(-1, 1).bool()
-        lower, upper, lerp = (torch.where(f, t.flip(1), t) for t in (lower, upper, lerp))
-    return lower.to(device), upper.to(device), lerp.to(device)
+    indices and float32 weights, each sample's the one ``pp.resize._axis_table`` gives (cached per size)."""
+    flip = [False] * len(sizes) if flips is None else [bool(f) for f in flips.tolist()]
+    rows = [_axis_table(int(s), out, f) for s, f in zip(sizes.tolist(), flip)]
+    lower, upper, lerp = (torch.stack(t) for t in zip(*rows))
+    return (lower + offsets.view(-1, 1)).to(device), (upper + offsets.view(-1, 1)).to(device), lerp.to(device)
 
 
 def batched_crop_resize(images: torch.Tensor, boxes, size: int = 224, *, flips=None) -> torch.Tensor:
     """Crop ``boxes[n] = (top, left, h, w)`` of ``images[n]`` and resize it to ``size`` x ``size`` with
     big_vision's ``resize`` (TF bilinear, antialias=False, clip + truncating cast); ``flips[n]`` mirrors the
     result left-right (flip_lr). Images: uint8 (N, 3, H, W), any device. Equals
-    ``fast_pipeline.resize_bilinear_tf(images[n, :, t:t+h, l:l+w], size, flip=flips[n])`` per sample."""
+    ``pp.resize.resize_bilinear_tf(images[n, :, t:t+h, l:l+w], size, flip=flips[n])`` per sample."""
     x = _check_batch(images)
     n, c, H, W = x.shape
     b = torch.as_tensor(boxes).cpu().to(torch.int64).reshape(n, 4)
