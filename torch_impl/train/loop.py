@@ -42,12 +42,14 @@ from tqdm import tqdm
 from torch_impl.config import TrainConfig, uses_cuda
 from torch_impl.data.datasets import BAD_REASONS, Splits
 from torch_impl.data.loader import assemble_batch, collate_train, make_loader
+from torch_impl.data.placement import DEVICE, SPLIT, placement_for
 from torch_impl.data.sampling import ShardSampler, StepSampler, mix_seed
 from torch_impl.model.vit import ViT
 from torch_impl.optim.adam import build_optimizer as _build
 from torch_impl.optim.objective import mixup as _mixup
 from torch_impl.optim.objective import sample_mixup_coefficient, softmax_xent
 from torch_impl.optim.schedule import big_vision_steps
+from torch_impl.optim.step import update as apply_update
 from torch_impl.pp.backends.batched import randaugment_on_device
 from torch_impl.pp.backends.numpy import to_value_range
 from torch_impl.train import checkpoint as ckpt
@@ -265,15 +267,16 @@ def _train(cfg, splits, workdir, d: Dist, resume, metadata, stop_after_step, ech
     mlog = MetricsLog(workdir, enabled=d.main, tensorboard=cfg.runtime.tensorboard, wandb=cfg.runtime.wandb,
                       resume_step=start if resumed_from else None, config=cfg.to_dict())
 
+    plan = placement_for(cfg)   # where each pp stage runs (the workers' half is in splits.train)
     sampler = StepSampler(splits.train_size, B, seed=cfg.seed, rank=d.rank, world_size=d.world_size,
                           accum_steps=accum, start_step=start)
     loader = make_loader(splits.train, sampler, micro, num_workers=cfg.input.num_workers,
                          pin_memory=d.device.type == "cuda",
-                         collate_fn=collate_train if cfg.runtime.device_decode else None)
+                         collate_fn=collate_train if plan.decode == DEVICE else None)
     batches = iter(loader)
     mixup = _mixup if cfg.mixup.p > 0 else None
-    full_device_aug = cfg.runtime.device_augment or cfg.runtime.device_decode
-    aug_gen = torch.Generator() if (full_device_aug or cfg.runtime.device_augment_fraction > 0) else None
+    full_device_aug = plan.randaug == DEVICE         # data.placement decides; see placement_for
+    aug_gen = torch.Generator() if plan.randaug in (DEVICE, SPLIT) else None
     say(f"train: {splits.description}")
     say(f"train: {total} steps of {B} images ({d.world_size} process(es) x {accum} accumulation x {micro}), "
         f"device {d.device}, autocast {amp}, compile {cfg.runtime.compile}, workdir {workdir}")
@@ -295,6 +298,7 @@ def _train(cfg, splits, workdir, d: Dist, resume, metadata, stop_after_step, ech
         a = mixup_coefficient(cfg.seed, step, cfg.mixup.p) if mixup else None
         loss_sum = torch.zeros((), device=d.device)
         bad = 0
+        optimizer.zero_grad(set_to_none=True)
         for k in range(accum):
             batch = next(batches)
             bad += int(batch["bad"].sum())
@@ -338,10 +342,10 @@ def _train(cfg, splits, workdir, d: Dist, resume, metadata, stop_after_step, ech
                 + (f"Last good checkpoint: {last_good} (`--resume` continues from it; lower lr or check the "
                    "data first)." if last_good else "No checkpoint was written yet (ckpt_steps="
                    f"{cfg.ckpt_steps}); lower lr or check the data and start again."))
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        # optim.step.update: the one optimizer-then-schedule step, the one the optimizer family checks
+        upd = apply_update(optimizer, scheduler, step_loss)
         losses[step] = step_loss
+        mlog.write(step, "train_step", {"loss": step_loss, "grad_norm": upd.grad_norm, "lr": upd.lr})
 
         if pbar:
             pbar.update(1)
@@ -355,7 +359,7 @@ def _train(cfg, splits, workdir, d: Dist, resume, metadata, stop_after_step, ech
             now = time.perf_counter()
             # img_per_sec: since this process started training (compile and warm-up included);
             # img_per_sec_window: since the previous record (the current speed).
-            rec = {"training_loss": step_loss, "training_loss_avg": avg, "lr": _current_lr(optimizer),
+            rec = {"training_loss": step_loss, "training_loss_avg": avg, "lr": upd.lr, "grad_norm": upd.grad_norm,
                    "img_per_sec": rate, "img_per_sec_window": (step - s_log) * B / max(now - t_log, 1e-9),
                    "epoch": step * B / splits.train_size, "bad_images": bad_images}
             if d.device.type == "cuda":
@@ -423,10 +427,6 @@ def jpeg_decoder_info() -> dict:
 
 def _stderr(*args, **kw):
     print(*args, file=sys.stderr, flush=True, **kw)
-
-
-def _current_lr(optimizer) -> float:
-    return float(optimizer.param_groups[0]["lr"])
 
 
 def _save(model, optimizer, scheduler, cfg, d: Dist, ckpt_dir: Path, step: int, bad_images: int) -> Path | None:
