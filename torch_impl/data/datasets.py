@@ -49,6 +49,11 @@ def bad_reason(exc: BaseException) -> str:
     return "unreadable" if isinstance(exc, OSError) else "corrupt"
 
 
+# What reading one image raises when the FILE is bad, not the code: our decoders' ImageDecodeError (a
+# ValueError), PIL's UnidentifiedImageError and truncated-file errors and I/O errors (OSError), PIL plugins'
+# SyntaxError and DecompressionBombError. Only these are caught (skipped, counted); anything else propagates.
+UNREADABLE_IMAGE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
 
 
@@ -101,13 +106,13 @@ def load_rgb(path: str | os.PathLike, *, precise: bool = False) -> torch.Tensor:
             img = decode_jpeg(data, precise=precise, path=path)
             if img.ndim == 3 and img.shape[0] == 3 and img.dtype == torch.uint8:
                 return img
-        except Exception:   # noqa: BLE001 - fall back to PIL below, which raises a clear error if needed
+        except (ValueError, ImportError):   # refused (CMYK, ...) or no simplejpeg: PIL below, which names the file
             pass
     try:
         with Image.open(io.BytesIO(data)) as im:
             im.load()
             rgb = np.asarray(im.convert("RGB"))
-    except Exception as e:  # noqa: BLE001
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         err = OSError(f"{path}: cannot decode image ({type(e).__name__}: {e})")
         err.reason = "not_an_image" if type(e).__name__ == "UnidentifiedImageError" else "corrupt"
         raise err from e
@@ -150,8 +155,8 @@ class ImageFiles(Dataset):
                 # big_vision's own verdict on this JPEG and this crop window (decode_and_crop_jpeg fails, e.g.
                 # the window needs rows a truncated file lacks): skip it, never decode it some other way
                 raise
-            except Exception:  # noqa: BLE001 - anything else: decode through PIL below
-                pass
+            except (ValueError, OSError):
+                pass    # a JPEG the JPEG paths do not decode (e.g. CMYK/YCCK): through PIL below
         return self.transform(load_rgb(path, precise=self.decode_precise), seed)
 
     def __getitem__(self, item):
@@ -163,7 +168,7 @@ class ImageFiles(Dataset):
             try:
                 img = self._item(k, seed)
                 break
-            except Exception as e:  # noqa: BLE001 - never let one file end the run
+            except UNREADABLE_IMAGE as e:   # never let one bad file end the run
                 bad += 1
                 reason = bad_reason(e)
                 reasons[BAD_REASONS.index(reason)] += 1
