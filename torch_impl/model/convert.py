@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 import re
+import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -254,7 +255,7 @@ def read_big_vision_npz(path: str | os.PathLike, key: str | None = None, *,
     try:
         with np.load(path, allow_pickle=False) as z:
             flat = {k: z[k] for k in z.files}
-    except Exception as e:  # noqa: BLE001 - any decoding failure is reported with the path
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:   # not an .npz / truncated / pickled
         raise ConversionError(f"{path}: not a readable .npz checkpoint ({type(e).__name__}: {e})") from None
     # big_vision.utils.load_params: "params/..." (optax-state checkpoints), "opt/target/..." (old flax
     # optimizer checkpoints), else the file holds the parameters directly.

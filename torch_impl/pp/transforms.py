@@ -27,7 +27,7 @@ def _image_size(x) -> tuple[int, int]:
         try:
             with _PILImage.open(io.BytesIO(bytes(x))) as im:
                 w, h = im.size
-        except Exception as e:  # noqa: BLE001 - PIL raises several types for bad headers
+        except (OSError, SyntaxError, ValueError, _PILImage.DecompressionBombError) as e:   # PIL's bad-header errors
             raise ImageDecodeError(f"cannot read the image size from the encoded bytes ({e}); the file is "
                                    "corrupt or not an image") from e
         return h, w

@@ -205,7 +205,7 @@ def device_jpeg_decoder():
     recorded by this name, shown by ``parity bench decode``)."""
     try:
         from torchcodec.decoders import decode_jpeg as tc_decode
-    except Exception:  # noqa: BLE001 - not installed, or built for another torch
+    except (ImportError, OSError, RuntimeError):   # not installed, or its native library is built for another torch
         tc_decode = None
     if tc_decode is not None:
         return "torchcodec.decoders.decode_jpeg", lambda jpegs, dev: list(tc_decode(list(jpegs), device=dev, mode="RGB"))
@@ -222,7 +222,7 @@ def _decode_one(jpeg: torch.Tensor, device) -> torch.Tensor:
     """One JPEG on ``device``, or (if that decoder refuses it) big_vision's CPU decode moved there."""
     try:
         return device_jpeg_decoder()[1]([jpeg], device)[0]
-    except Exception:  # noqa: BLE001 - e.g. nvjpeg refuses a file libjpeg-turbo accepts
+    except (RuntimeError, ValueError):   # the device decoder refuses a file libjpeg-turbo accepts (nvjpeg does)
         return torch.from_numpy(decode_jpeg_fast(jpeg.numpy().tobytes())).permute(2, 0, 1).to(device)
 
 
@@ -235,7 +235,7 @@ def decode_crop_resize(jpegs: Sequence[torch.Tensor], boxes, flips, size: int, d
     dev = torch.empty(0, device=device).device
     try:
         imgs = device_jpeg_decoder()[1](jpegs, dev)
-    except Exception:  # noqa: BLE001 - one bad file fails the batched call: decode one by one, with a fallback
+    except (RuntimeError, ValueError):   # one file the device refuses fails the batched call: one by one
         imgs = [_decode_one(j, dev) for j in jpegs]
     hmax, wmax = max(im.shape[1] for im in imgs), max(im.shape[2] for im in imgs)
     batch = torch.zeros((len(imgs), 3, hmax, wmax), dtype=torch.uint8, device=dev)
