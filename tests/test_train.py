@@ -77,7 +77,8 @@ def test_end_to_end_loss_falls_eval_runs_checkpoint_written(folder, tmp_path):
     dtypes = {v.dtype for s in state["optimizer"]["state"].values() for v in s.values() if torch.is_tensor(v)}
     assert torch.bfloat16 in dtypes
     rows = read_jsonl(tmp_path / "run" / "metrics.jsonl")
-    assert {r_["split"] for r_ in rows} == {"train", "val", "minival"}
+    assert {r_["split"] for r_ in rows} == {"train", "train_step", "val", "minival"}
+    assert [r_["step"] for r_ in rows if r_["split"] == "train_step"] == list(range(1, 31))   # every update
     assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
     meta = json.loads((tmp_path / "run" / "metadata.json").read_text())
     assert meta["total_steps"] == 30 and meta["config"]["model"]["width"] == 16
