@@ -144,3 +144,22 @@ def test_live_short_seed_is_reproducible(tmp_path, big_vision_env):
         np.testing.assert_array_equal(a[k], b[k], err_msg=f"{k} differs between two runs of seed 0")
     c = _short_run(root, tmp_path / "c", big_vision_env, seed=1)
     assert not np.array_equal(a["train_loss"], c["train_loss"])      # the seed matters
+
+
+def test_cli_bad_input_is_one_clear_line(tmp_path, monkeypatch, capsys):
+    from reference.dynamics.__main__ import main
+    monkeypatch.delenv("BIG_VISION_DIR", raising=False)
+    assert main(["--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "BIG_VISION_DIR is not set" in capsys.readouterr().err
+    fake = tmp_path / "bv"
+    (fake / "big_vision" / "pp").mkdir(parents=True)
+    (fake / "big_vision" / "pp" / "autoaugment.py").write_text("")
+    monkeypatch.setenv("BIG_VISION_DIR", str(fake))
+    assert main(["--data", str(tmp_path / "nodata"), "--out", str(tmp_path / "o")]) == 2
+    assert "generated images missing" in capsys.readouterr().err
+    assert main(["--data", str(tmp_path / "nodata"), "--out", str(tmp_path / "o"), "--no-verify-data"]) == 2
+    assert "expected an ImageFolder" in capsys.readouterr().err
+    bad = tmp_path / "r.json"
+    bad.write_text("{")
+    assert main(["--recipe", str(bad), "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "not valid JSON" in capsys.readouterr().err

@@ -67,6 +67,10 @@ def main(argv=None) -> int:
     except FileNotFoundError as e:
         print(f"reference.dynamics: {e}", file=sys.stderr)
         return 2
+    if len(classes) != int(recipe["data"]["classes"]):
+        print(f"reference.dynamics: {data}/train has {len(classes)} class folders but the recipe's data.classes is "
+              f"{recipe['data']['classes']}; use a recipe whose data.classes matches the folder", file=sys.stderr)
+        return 2
     print(f"reference.dynamics: {len(seeds)} seeds x {recipe['total_steps']} steps, {n_train} train images, "
           f"{len(classes)} classes, {args.jobs} at once -> {out}", flush=True)
 
