@@ -120,7 +120,8 @@ def test_kill_and_resume_is_bit_identical(folder, tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == -9, p.stderr[-2000:]
     assert C.last_checkpoint(tmp_path / "b" / "checkpoints").name == "ckpt_00000004.pt"
-    logged = {r["step"]: r["training_loss"] for r in read_jsonl(tmp_path / "b" / "metrics.jsonl")}
+    logged = {r["step"]: r["training_loss"] for r in read_jsonl(tmp_path / "b" / "metrics.jsonl")
+              if r["split"] == "train"}
     assert max(logged) == 6 and all(logged[s] == full.losses[s] for s in logged)
     res = train(cfg, folder_splits(cfg, folder), tmp_path / "b", resume=True, echo=_quiet)
     assert sorted(res.losses) == list(range(5, 13))
