@@ -215,9 +215,10 @@ def _randaug_batch_check(store, rel, *, ignore_sign=False, device="cpu"):
         from torch_impl.batched_augment import batched_randaugment
         data = store.load(rel)
         cases = decode_spec(data["spec"])["cases"]
-        # On the CPU an evenly spread subset (all ops, levels and signs appear; every case of a file with <= 96
-        # cases) keeps the default test run short; on a GPU every case runs.
-        k = len(cases) if device != "cpu" else min(len(cases), MAX_BATCH_CASES)
+        # On the CPU an evenly spread subset of the large images' cases (all ops, levels and signs appear)
+        # keeps the default test run short; small images (<= 100x100) and any GPU run every case.
+        small = data["image"].shape[0] * data["image"].shape[1] <= 100 * 100
+        k = len(cases) if device != "cpu" or small else min(len(cases), MAX_BATCH_CASES)
         pick = np.unique(np.linspace(0, len(cases) - 1, k).round().astype(int))
         cases = [cases[i] for i in pick]
         img = _chw(data["image"])
@@ -330,6 +331,17 @@ def checks(store, device: str = "cpu") -> list[Check]:
             from torch_impl import numba_kernels as NK
             for backend in (("numba", "numpy") if NK.available() else ("numpy",)):
                 out.append(Check(NAME, f"fast_apply_op[{img}]:{backend}_kernels", "max |diff|", 0.0,
+                                 _fast_ops_check(store, rel, backend=backend)))
+    # Levels above 10 (big_vision's randaug(2, 15) / (2, 20)): Posterize's wrapped shift, Solarize's wrapped
+    # threshold, rotations past 30 degrees, through every backend.
+    for rel in store.files("randaug_high_levels"):
+        img = rel.rsplit("/", 1)[1][:-4]
+        out.append(Check(NAME, f"batched_randaugment_high_levels[{img}]{at}", "max |diff|", 0.0,
+                         _randaug_batch_check(store, rel, device=device), slow=True))
+        if device == "cpu":
+            from torch_impl import numba_kernels as NK
+            for backend in (("numba", "numpy") if NK.available() else ("numpy",)):
+                out.append(Check(NAME, f"fast_apply_op_high_levels[{img}]:{backend}_kernels", "max |diff|", 0.0,
                                  _fast_ops_check(store, rel, backend=backend)))
     if device == "cpu":
         out += _window_checks(store)
