@@ -12,6 +12,7 @@ one call at a time makes the draws follow the seeded order) and ``shuffle_buffer
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 # vit_s16_i1k.py lists ["ops_general", "ops_image", "ops_text", "archive.randaug"]; ops_text only registers
@@ -107,4 +108,7 @@ def image_folder(root: str | Path) -> tuple[list[str], dict[str, list[tuple[str,
 
 
 def write_jsonl(rows, path: Path) -> None:
-    path.write_text("".join(json.dumps({"image": rel, "label": lab}) + "\n" for rel, lab in rows))
+    """Atomically (several seed processes may share one --out folder and read it while another writes)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text("".join(json.dumps({"image": rel, "label": lab}) + "\n" for rel, lab in rows))
+    os.replace(tmp, path)
