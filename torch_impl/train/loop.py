@@ -218,6 +218,108 @@ def train(cfg: TrainConfig, splits: Splits, workdir: str | os.PathLike, *, resum
             dist.destroy_process_group()
 
 
+def _build_state(cfg: TrainConfig, d: Dist, total: int):
+    """The model (seeded, on the device) and big_vision's optimizer + schedule for ``total`` steps."""
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed % 2**32)
+    model = build_model(cfg).to(d.device)
+    if d.device.type == "cuda" and cfg.runtime.channels_last_stem:
+        model.embedding.to(memory_format=torch.channels_last)
+    optimizer, scheduler = build_optimizer(cfg, model, total)
+    return model, optimizer, scheduler
+
+
+def _prepare_batch(batch, cfg: TrainConfig, d: Dist, plan, aug_gen, step: int, k: int, mixup, a):
+    """The stages of micro-batch ``k`` of ``step`` that data.placement put on the device: the assembly (and
+    device decode), RandAugment for all or the flagged rows, value_range of uint8 batches; then one-hot labels
+    and mixup. Returns (images, labels) for the forward pass."""
+    x = assemble_batch(batch, d.device)    # (runtime.device_decode: decode + crop + flip happen here)
+    if aug_gen is not None:
+        # seeded by (seed, step, rank, micro-step): the same draws after a resume
+        aug_gen.manual_seed(mix_seed(cfg.seed, 6, step, d.rank, k))
+        ra = {"num_ops": cfg.input.pp.randaug_num_layers, "magnitude": cfg.input.pp.randaug_magnitude,
+              "generator": aug_gen}
+        if plan.randaug == DEVICE:
+            x = randaugment_on_device(x, **ra)
+        elif "augment_on_device" in batch:     # runtime.device_augment_fraction: the flagged rows
+            rows = batch["augment_on_device"].nonzero().flatten().to(d.device, non_blocking=True)
+            x = x.index_copy(0, rows, randaugment_on_device(x.index_select(0, rows), **ra))
+    if x.dtype == torch.uint8:   # the workers shipped uint8 (device_value_range / device_augment)
+        x = to_value_range(x)
+    y = F.one_hot(batch["label"].to(d.device), cfg.num_classes).float()
+    if mixup:
+        x, y = mixup(x, y, a)
+    return x, y
+
+
+def _log_progress(cfg: TrainConfig, d: Dist, splits: Splits, mlog, pbar, say, losses, step, start, total, step_loss,
+                  upd, bad_images, started, last_record):
+    """The progress bar and, every log_training_steps, the "train" record (loss and its window mean, lr and
+    grad_norm of this update, img/s overall and since the last record). Returns the new (time, step) of the
+    last record."""
+    B = cfg.input.batch_size
+    (t0, s0), (t_log, s_log) = started, last_record
+    if pbar:
+        pbar.update(1)
+        rate = (step - s0) * B / max(time.perf_counter() - t0, 1e-9)
+        pbar.set_postfix(loss=f"{step_loss:.4f}", img_s=f"{rate:.0f}", refresh=False)
+    if cfg.log_training_steps and (step % cfg.log_training_steps == 0 or step == total or step == 1):
+        elapsed = time.perf_counter() - t0
+        rate = (step - s0) * B / max(elapsed, 1e-9)
+        window = [losses[k] for k in range(max(start + 1, step - cfg.log_training_steps + 1), step + 1)]
+        avg = sum(window) / len(window)
+        now = time.perf_counter()
+        # img_per_sec: since this process started training (compile and warm-up included);
+        # img_per_sec_window: since the previous record (the current speed).
+        rec = {"training_loss": step_loss, "training_loss_avg": avg, "lr": upd.lr, "grad_norm": upd.grad_norm,
+               "img_per_sec": rate, "img_per_sec_window": (step - s_log) * B / max(now - t_log, 1e-9),
+               "epoch": step * B / splits.train_size, "bad_images": bad_images}
+        if d.device.type == "cuda":
+            rec["peak_mem_gib"] = torch.cuda.max_memory_allocated(d.device) / 2**30
+        mlog.write(step, "train", rec)
+        t_log, s_log = now, step
+        if not pbar:
+            eta = (total - step) * elapsed / max(step - s0, 1)
+            say(f"step {step}/{total}: loss {step_loss:.4f} (mean of the last {len(window)}: {avg:.4f})  "
+                f"{rate:.0f} img/s  ETA {eta / 60:.1f} min")
+    return t_log, s_log
+
+
+def _resume(cfg: TrainConfig, d: Dist, ckpt_dir: Path, model, optimizer, scheduler, say):
+    """Restore model, optimizer, schedule and RNGs from the newest checkpoint; returns (start step,
+    bad images so far, the checkpoint path), or (0, 0, None) when there is none."""
+    start, bad_images, resumed_from = 0, 0, None
+    resumed_from = ckpt.last_checkpoint(ckpt_dir)
+    if resumed_from is None:
+        say(f"train: --resume but no checkpoint in {ckpt_dir}; starting from step 0")
+    else:
+        state = ckpt.load_checkpoint(resumed_from)
+        _check_compatible(cfg, state, resumed_from)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start, bad_images = int(state["step"]), int(state.get("bad_images", 0))
+        rngs = state["rng"]
+        ckpt.set_rng_state(rngs[d.rank] if len(rngs) == d.world_size else rngs[0])
+        say(f"train: resumed from {resumed_from} at step {start}")
+    return start, bad_images, resumed_from
+
+
+def _run_evals(cfg: TrainConfig, splits: Splits, fwd, d: Dist, amp, step: int, total: int, evals: dict,
+               mlog, pbar, say) -> None:
+    """The val and minival evaluations due at ``step`` (every evals.<split>.log_steps, and at the end)."""
+    for name, ds in (("val", splits.val), ("minival", splits.minival)):
+        ecfg = getattr(cfg.evals, name)
+        if ds is None or not ecfg.log_steps or not (step % ecfg.log_steps == 0 or step == total):
+            continue
+        r = evaluate(fwd, ds, batch_size=ecfg.batch_size, d=d, amp=amp, num_workers=cfg.input.num_workers,
+                     max_examples=ecfg.max_examples, seed=cfg.seed)
+        evals[f"{name}@{step}"] = r
+        mlog.write(step, name, r)
+        msg = f"eval {name} @ {step}: prec@1 {r['prec@1']:.4f}  loss {r['loss']:.4f}  ({r['n']} images)"
+        (pbar.write(msg) if pbar else say(msg))
+
+
 def _train(cfg, splits, workdir, d: Dist, resume, metadata, stop_after_step, echo) -> Result:
     say = echo if d.main else (lambda *a, **k: None)
     ckpt_dir = workdir / "checkpoints"
@@ -229,31 +331,14 @@ def _train(cfg, splits, workdir, d: Dist, resume, metadata, stop_after_step, ech
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
 
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed % 2**32)
-    model = build_model(cfg).to(d.device)
-    if d.device.type == "cuda" and cfg.runtime.channels_last_stem:
-        model.embedding.to(memory_format=torch.channels_last)
-    optimizer, scheduler = build_optimizer(cfg, model, total)
+    model, optimizer, scheduler = _build_state(cfg, d, total)
 
     start = 0
     bad_images = 0
     bad_reasons = torch.zeros(len(BAD_REASONS), dtype=torch.float64)   # this start's skips, by reason
     resumed_from = None
     if resume:
-        resumed_from = ckpt.last_checkpoint(ckpt_dir)
-        if resumed_from is None:
-            say(f"train: --resume but no checkpoint in {ckpt_dir}; starting from step 0")
-        else:
-            state = ckpt.load_checkpoint(resumed_from)
-            _check_compatible(cfg, state, resumed_from)
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            start, bad_images = int(state["step"]), int(state.get("bad_images", 0))
-            rngs = state["rng"]
-            ckpt.set_rng_state(rngs[d.rank] if len(rngs) == d.world_size else rngs[0])
-            say(f"train: resumed from {resumed_from} at step {start}")
+        start, bad_images, resumed_from = _resume(cfg, d, ckpt_dir, model, optimizer, scheduler, say)
 
     fwd = torch.compile(model) if cfg.runtime.compile else model   # evaluation uses this (no DDP)
     net = fwd
@@ -275,7 +360,6 @@ def _train(cfg, splits, workdir, d: Dist, resume, metadata, stop_after_step, ech
                          collate_fn=collate_train if plan.decode == DEVICE else None)
     batches = iter(loader)
     mixup = _mixup if cfg.mixup.p > 0 else None
-    full_device_aug = plan.randaug == DEVICE         # data.placement decides; see placement_for
     aug_gen = torch.Generator() if plan.randaug in (DEVICE, SPLIT) else None
     say(f"train: {splits.description}")
     say(f"train: {total} steps of {B} images ({d.world_size} process(es) x {accum} accumulation x {micro}), "
@@ -304,22 +388,7 @@ def _train(cfg, splits, workdir, d: Dist, resume, metadata, stop_after_step, ech
             bad += int(batch["bad"].sum())
             if "bad_reasons" in batch:
                 bad_reasons += batch["bad_reasons"].sum(0).double()
-            x = assemble_batch(batch, d.device)    # (runtime.device_decode: decode + crop + flip happen here)
-            if aug_gen is not None:
-                # seeded by (seed, step, rank, micro-step): the same draws after a resume
-                aug_gen.manual_seed(mix_seed(cfg.seed, 6, step, d.rank, k))
-                ra = {"num_ops": cfg.input.pp.randaug_num_layers, "magnitude": cfg.input.pp.randaug_magnitude,
-                      "generator": aug_gen}
-                if full_device_aug:
-                    x = randaugment_on_device(x, **ra)
-                elif "augment_on_device" in batch:     # runtime.device_augment_fraction: the flagged rows
-                    rows = batch["augment_on_device"].nonzero().flatten().to(d.device, non_blocking=True)
-                    x = x.index_copy(0, rows, randaugment_on_device(x.index_select(0, rows), **ra))
-            if x.dtype == torch.uint8:   # the workers shipped uint8 (device_value_range / device_augment)
-                x = to_value_range(x)
-            y = F.one_hot(batch["label"].to(d.device), cfg.num_classes).float()
-            if mixup:
-                x, y = mixup(x, y, a)
+            x, y = _prepare_batch(batch, cfg, d, plan, aug_gen, step, k, mixup, a)
             sync = contextlib.nullcontext() if (d.world_size == 1 or k == accum - 1) else net.no_sync()
             with sync:
                 with _autocast(d, amp):
@@ -347,39 +416,9 @@ def _train(cfg, splits, workdir, d: Dist, resume, metadata, stop_after_step, ech
         losses[step] = step_loss
         mlog.write(step, "train_step", {"loss": step_loss, "grad_norm": upd.grad_norm, "lr": upd.lr})
 
-        if pbar:
-            pbar.update(1)
-            rate = (step - s0) * B / max(time.perf_counter() - t0, 1e-9)
-            pbar.set_postfix(loss=f"{step_loss:.4f}", img_s=f"{rate:.0f}", refresh=False)
-        if cfg.log_training_steps and (step % cfg.log_training_steps == 0 or step == total or step == 1):
-            elapsed = time.perf_counter() - t0
-            rate = (step - s0) * B / max(elapsed, 1e-9)
-            window = [losses[k] for k in range(max(start + 1, step - cfg.log_training_steps + 1), step + 1)]
-            avg = sum(window) / len(window)
-            now = time.perf_counter()
-            # img_per_sec: since this process started training (compile and warm-up included);
-            # img_per_sec_window: since the previous record (the current speed).
-            rec = {"training_loss": step_loss, "training_loss_avg": avg, "lr": upd.lr, "grad_norm": upd.grad_norm,
-                   "img_per_sec": rate, "img_per_sec_window": (step - s_log) * B / max(now - t_log, 1e-9),
-                   "epoch": step * B / splits.train_size, "bad_images": bad_images}
-            if d.device.type == "cuda":
-                rec["peak_mem_gib"] = torch.cuda.max_memory_allocated(d.device) / 2**30
-            mlog.write(step, "train", rec)
-            t_log, s_log = now, step
-            if not pbar:
-                eta = (total - step) * elapsed / max(step - s0, 1)
-                say(f"step {step}/{total}: loss {step_loss:.4f} (mean of the last {len(window)}: {avg:.4f})  "
-                    f"{rate:.0f} img/s  ETA {eta / 60:.1f} min")
-        for name, ds in (("val", splits.val), ("minival", splits.minival)):
-            ecfg = getattr(cfg.evals, name)
-            if ds is None or not ecfg.log_steps or not (step % ecfg.log_steps == 0 or step == total):
-                continue
-            r = evaluate(fwd, ds, batch_size=ecfg.batch_size, d=d, amp=amp, num_workers=cfg.input.num_workers,
-                         max_examples=ecfg.max_examples, seed=cfg.seed)
-            evals[f"{name}@{step}"] = r
-            mlog.write(step, name, r)
-            msg = f"eval {name} @ {step}: prec@1 {r['prec@1']:.4f}  loss {r['loss']:.4f}  ({r['n']} images)"
-            (pbar.write(msg) if pbar else say(msg))
+        t_log, s_log = _log_progress(cfg, d, splits, mlog, pbar, say, losses, step, start, total, step_loss,
+                                     upd, bad_images, (t0, s0), (t_log, s_log))
+        _run_evals(cfg, splits, fwd, d, amp, step, total, evals, mlog, pbar, say)
         if (cfg.ckpt_steps and step % cfg.ckpt_steps == 0) or step == total:
             last_good = _save(model, optimizer, scheduler, cfg, d, ckpt_dir, step, bad_images) or last_good
     if pbar:
