@@ -412,10 +412,6 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"optax_name={cfg.optax_name!r}: only scale_by_adam is implemented")
 
 
-def config_from_cli(name: str, overrides: list[str] | None = None) -> TrainConfig:
-    return apply_overrides(get_config(name), overrides or [])
-
-
 def config_from_dict(d: dict) -> TrainConfig:
     """Rebuild a TrainConfig from ``to_dict()`` output (e.g. a checkpoint's metadata)."""
     cfg = TrainConfig()
