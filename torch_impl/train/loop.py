@@ -153,7 +153,7 @@ def _git_commit() -> str | None:
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
                               cwd=Path(__file__).parent).stdout.strip() or None
-    except Exception:  # noqa: BLE001
+    except (OSError, subprocess.SubprocessError):   # no git, not a checkout, too slow
         return None
 
 
