@@ -29,6 +29,8 @@ def main(argv=None) -> int:
                     help="skip the generated-data digest check (needed for Imagenette or other folders)")
     ap.add_argument("--store", default=None, help="fixture store root (default: fixtures/ of this checkout)")
     ap.add_argument("--no-store", action="store_true", help="write only <out>/reference.npz")
+    ap.add_argument("--combine-only", action="store_true",
+                    help="run nothing: combine the seeds already finished in --out (e.g. by several processes)")
     args = ap.parse_args(argv)
 
     from parity.dynamics import RecipeError, load_recipe
@@ -76,14 +78,24 @@ def main(argv=None) -> int:
 
     t0 = time.time()
     say = lambda s: print(s, flush=True)
-    with ThreadPoolExecutor(max_workers=max(args.jobs, 1)) as pool:
-        futs = [pool.submit(run.run_seed, s, recipe, data, out, n_train, threads=args.threads,
-                            nice=args.nice, say=say) for s in seeds]
-        try:
-            recs = [f.result() for f in futs]
-        except RuntimeError as e:
-            print(f"reference.dynamics: {e}", file=sys.stderr)
-            return 1
+    if args.combine_only:
+        recs = run.finished(out, seeds, recipe)
+        if not recs:
+            print(f"reference.dynamics: no finished seeds of this recipe in {out}/seeds", file=sys.stderr)
+            return 2
+        missing = sorted(set(seeds) - {r["seed"] for r in recs})
+        if missing:
+            print(f"reference.dynamics: combining {len(recs)} finished seeds; not finished: {missing}")
+        seeds = [r["seed"] for r in recs]
+    else:
+        with ThreadPoolExecutor(max_workers=max(args.jobs, 1)) as pool:
+            futs = [pool.submit(run.run_seed, s, recipe, data, out, n_train, threads=args.threads,
+                                nice=args.nice, say=say) for s in seeds]
+            try:
+                recs = [f.result() for f in futs]
+            except RuntimeError as e:
+                print(f"reference.dynamics: {e}", file=sys.stderr)
+                return 1
     arrays = run.combine(out, seeds)
     bv = {"big_vision_commit": os.environ.get("BIG_VISION_COMMIT") or big_vision._commit(big_vision.locate(),
                                                                                           os.environ),

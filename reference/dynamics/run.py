@@ -144,6 +144,18 @@ def run_seed(seed: int, recipe: dict, data: Path, out: Path, n_train: int, *, th
     return rec
 
 
+def finished(out: Path, seeds: list[int], recipe: dict) -> list[dict]:
+    """DONE records of the seeds (of this recipe) already finished in ``out``."""
+    recs = []
+    for s in seeds:
+        done = out / "seeds" / f"seed{s}" / "DONE.json"
+        if done.exists() and (out / "seeds" / f"seed{s}" / "curves.npz").exists():
+            rec = json.loads(done.read_text())
+            if rec.get("recipe_sha256") == recipe_digest(recipe):
+                recs.append(rec)
+    return recs
+
+
 KEYMAP = {"training_loss": "train_loss", "l2_grads": "grad_norm", "l2_params": "param_norm",
           "l2_updates": "update_norm", "global_schedule": "schedule", "lr": "lr",
           "val/prec@1": "eval_accuracy", "val/loss": "eval_loss"}
