@@ -11,6 +11,16 @@ The gate: before training, the recorded-fixture parity checks (the non-slow chec
 synthetic demo the DEMO_GATE families; `--gate-family F` to choose) must all pass, or the run refuses to
 start and prints the failing rows. `--skip-parity` starts anyway,
 prints a loud warning and records it in the run's metadata.json.
+
+Before the gate, everything that can be checked without training is checked, in seconds: the config, the
+device, the --workdir (writable; holding a run needs --resume or --restart), the --data tree (class folders,
+num_classes, empty folders) and the schedule against the run length. Each mistake is one line naming the
+field or path and the fix, exit code 2.
+
+Exit codes: 0 done; 1 the gate refused; 2 a usage/data mistake (nothing trained); 3 non-finite loss;
+128 + signal number (130 SIGINT, 143 SIGTERM) when a signal stopped the run: after the first signal the
+current step is finished and a checkpoint written (`--resume` continues bit-identically); a second signal
+aborts at once (also 128 + signal number).
 """
 from __future__ import annotations
 
@@ -20,6 +30,8 @@ import os
 import sys
 import time
 from pathlib import Path
+
+from parity.preflight import UsageError, check_writable_dir
 
 BANNER = "!" * 100
 # The demo's gate (--data synthetic): the families closest to what training computes, fast to check.
@@ -36,7 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override a config field, e.g. --set lr=0.003 --set schedule.warmup_steps=5000 "
                              "(big_vision's --config.KEY=VALUE is accepted too)")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-    parser.add_argument("--resume", action="store_true", help="continue from the workdir's LAST checkpoint")
+    again = parser.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue from the workdir's LAST checkpoint")
+    again.add_argument("--restart", action="store_true",
+                       help="the workdir holds a run: move it into <workdir>/archive-<UTC time>/ (nothing is "
+                            "deleted) and start again from step 0")
     parser.add_argument("--skip-parity", action="store_true",
                         help="train even if the parity gate fails or is not run (recorded in metadata.json)")
     parser.add_argument("--gate-family", action="append", default=None, metavar="F",
@@ -153,13 +169,75 @@ def resolve_config(args):
     return C.apply_overrides(cfg, args.set)
 
 
+def _check_device(cfg) -> None:
+    if cfg.runtime.device == "cuda":
+        import torch
+        if not torch.cuda.is_available():
+            raise UsageError(f"runtime.device=cuda but this torch ({torch.__version__}) sees no CUDA device; "
+                             "use --set runtime.device=cpu (or auto)")
+
+
+def _check_workdir(workdir: Path, *, resume: bool, restart: bool) -> None:
+    check_writable_dir(workdir, "--workdir")
+    from torch_impl.train.checkpoint import describe_run
+    held = describe_run(workdir)
+    if held and not (resume or restart):
+        raise UsageError(f"--workdir {workdir} already holds a run ({held}); add --resume to continue it, or "
+                         f"--restart to move it into {workdir}/archive-<time>/ (nothing is deleted) and start over")
+
+
+def _check_data_arg(args) -> None:
+    if args.data == "synthetic" or args.data.startswith("tfds:"):
+        return
+    root = Path(args.data)
+    if not root.exists():
+        raise UsageError(f"--data {args.data}: no such folder; pass an ImageFolder root holding train/<class>/* "
+                         "(and val/<class>/*), --data synthetic, or --data tfds:imagenet2012")
+    if not root.is_dir():
+        raise UsageError(f"--data {args.data}: not a folder; pass an ImageFolder root holding train/<class>/*")
+
+
+def _check_run_length(cfg, splits) -> None:
+    """The schedule against the run length, and the batch against the processes (torchrun's WORLD_SIZE)."""
+    from torch_impl.train.loop import accumulation, resolve_total_steps
+    total = resolve_total_steps(cfg, splits.train_size)
+    if total < 1:
+        raise UsageError(f"the run has {total} steps (total_epochs={cfg.total_epochs} x {splits.train_size} "
+                         f"images / input.batch_size={cfg.input.batch_size}); raise total_epochs or set total_steps")
+    warm = cfg.schedule.warmup_steps
+    if total > 1 and warm >= total:
+        src = (f"total_steps={cfg.total_steps}" if cfg.total_steps is not None else
+               f"total_epochs={cfg.total_epochs} = {total} steps of {cfg.input.batch_size} on {splits.train_size} "
+               "images")
+        raise UsageError(f"schedule.warmup_steps={warm} is not shorter than the run ({src}); lower "
+                         "--set schedule.warmup_steps or lengthen the run")
+    try:
+        accumulation(cfg, int(os.environ.get("WORLD_SIZE", "1")))
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
 def main(args) -> int:
+    try:
+        return _main(args)
+    except UsageError as e:
+        print(f"parity train: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as e:
+        # the loop's own handler turns the first SIGINT/SIGTERM into "finish the step, checkpoint, exit"; a
+        # KeyboardInterrupt here is a second one during training (TrainingAborted), or a Ctrl-C before
+        # training began (the gate, the data listing: nothing written yet).
+        msg = str(e) or "interrupted (Ctrl-C) before training started; nothing was written"
+        print(f"parity train: {msg}", file=sys.stderr)
+        return 128 + getattr(e, "signum", 2)
+
+
+def _main(args) -> int:
     from torch_impl.config import ConfigError
     try:
         cfg = resolve_config(args)
     except ConfigError as e:
-        print(f"parity train: {e}", file=sys.stderr)
-        return 2
+        raise UsageError(str(e)) from None
     if args.print_config:
         if args.data == "synthetic" and not args.full_size:
             print("# with the tiny --data synthetic demo overrides; pass --data DIR for the config as trained",
@@ -167,36 +245,58 @@ def main(args) -> int:
         print(cfg.to_json())
         return 0
     workdir = Path(args.workdir or Path("runs") / f"{args.config}-{_slug(args.data)}")
+    # everything checkable without training, before the minutes-long gate
+    _check_device(cfg)
+    _check_workdir(workdir, resume=args.resume, restart=args.restart)
+    _check_data_arg(args)
+    from torch_impl.data import splits_from_arg
+    try:
+        splits = splits_from_arg(cfg, args.data, tfds_data_dir=args.tfds_data_dir, export_dir=args.tfds_export_dir)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        raise UsageError(f"data: {e}") from None
+    _check_run_length(cfg, splits)
     if args.skip_parity and os.environ.get("RANK", "0") == "0":
         print(f"{BANNER}\nparity train: WARNING: --skip-parity given; the gate result (below) does not stop "
               f"this run and the run's metadata records it.\n{BANNER}", file=sys.stderr)
     gate = _gate(args)
     if args.skip_parity:
         gate["skip_parity"] = True
-    from torch_impl.data import splits_from_arg
-    from torch_impl.loop import TrainingDiverged, train
+    from torch_impl.train.checkpoint import CheckpointError
+    from torch_impl.train.loop import TrainingDiverged, train
     try:
-        splits = splits_from_arg(cfg, args.data, tfds_data_dir=args.tfds_data_dir, export_dir=args.tfds_export_dir)
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
-        print(f"parity train: data: {e}", file=sys.stderr)
-        return 2
-    try:
-        result = train(cfg, splits, workdir, resume=args.resume,
+        result = train(cfg, splits, workdir, resume=args.resume, restart=args.restart,
                        metadata={"parity_gate": gate, "data_arg": args.data})
     except TrainingDiverged as e:
         print(f"parity train: STOPPED: {e}", file=sys.stderr)
         return 3
-    except ValueError as e:   # e.g. warmup longer than the run, a batch not divisible by the processes
-        print(f"parity train: {e}", file=sys.stderr)
-        return 2
+    except CheckpointError as e:     # --resume and no checkpoint is readable
+        raise UsageError(str(e)) from None
+    except ValueError as e:   # what the checks above cannot see (e.g. a workdir filled in the meantime)
+        raise UsageError(str(e)) from None
     if os.environ.get("RANK", "0") == "0":
-        first = result.losses.get(min(result.losses)) if result.losses else None
-        last = result.losses.get(max(result.losses)) if result.losses else None
-        print(json.dumps({"workdir": str(workdir), "steps": result.step, "first_loss": first, "last_loss": last,
-                          "checkpoint": str(result.checkpoint), "bad_images": result.bad_images,
-                          "evals": {k: v for k, v in result.evals.items()
-                                    if k.endswith(f"@{result.step}")}}, indent=1))
-    return 0
+        print(json.dumps(summary(result, workdir), indent=1))
+        if result.stopped:
+            print(f"parity train: stopped by {result.stopped} after step {result.step}; checkpoint "
+                  f"{result.checkpoint}; the same command plus --resume continues it", file=sys.stderr)
+    return 128 + result.stopped_signum if result.stopped else 0
+
+
+SMOOTHING_STEPS = 50
+
+
+def summary(result, workdir: Path) -> dict:
+    """The final JSON. ``last_loss`` is one step's (noisy: mixup, randaug, one batch); ``last_loss_mean`` is
+    the mean over the last ``last_loss_mean_steps`` steps this process ran (at most SMOOTHING_STEPS)."""
+    steps = sorted(result.losses)
+    window = steps[-SMOOTHING_STEPS:]
+    ck = result.checkpoint if result.checkpoint is not None and Path(result.checkpoint).exists() else None
+    return {"workdir": str(workdir), "steps": result.step, "stopped": result.stopped,
+            "first_loss": result.losses[steps[0]] if steps else None,
+            "last_loss": result.losses[steps[-1]] if steps else None,
+            "last_loss_mean": sum(result.losses[s] for s in window) / len(window) if window else None,
+            "last_loss_mean_steps": len(window),
+            "checkpoint": str(ck) if ck else None, "bad_images": result.bad_images,
+            "evals": {k: v for k, v in result.evals.items() if k.endswith(f"@{result.step}")}}
 
 
 def _slug(s: str) -> str:

@@ -397,6 +397,21 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError("set one of total_steps or total_epochs")
     if cfg.input.batch_size <= 0:
         raise ConfigError(f"input.batch_size must be positive, got {cfg.input.batch_size}")
+    pp = cfg.input.pp
+    if pp.crop_size < 1:
+        raise ConfigError(f"input.pp.crop_size must be a positive number of pixels, got {pp.crop_size} "
+                          "(vit_s16_i1k: 224)")
+    if pp.eval_resize_small < pp.crop_size:
+        raise ConfigError(f"input.pp.eval_resize_small={pp.eval_resize_small} is smaller than input.pp.crop_size="
+                          f"{pp.crop_size}: the eval central crop would not fit (vit_s16_i1k: 256 and 224)")
+    if not 0.0 < pp.inception_area_min <= 1.0:
+        raise ConfigError(f"input.pp.inception_area_min must be in (0, 1], got {pp.inception_area_min}")
+    if cfg.total_steps is not None and cfg.total_steps < 1:
+        raise ConfigError(f"total_steps must be at least 1, got {cfg.total_steps}")
+    for key in ("input.num_workers", "ckpt_steps", "log_training_steps", "schedule.warmup_steps",
+                "runtime.keep_checkpoints"):
+        if cfg.get(key) < 0:
+            raise ConfigError(f"{key} must be >= 0, got {cfg.get(key)}")
     if cfg.optax.mu_dtype not in ("bfloat16", "float32"):
         raise ConfigError(f"optax.mu_dtype must be bfloat16 or float32, got {cfg.optax.mu_dtype!r}")
     if cfg.runtime.amp_dtype not in ("bfloat16", "float32"):

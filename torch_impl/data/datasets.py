@@ -123,16 +123,25 @@ def load_rgb(path: str | os.PathLike, *, precise: bool = False) -> torch.Tensor:
 class ImageFiles(Dataset):
     """Items of a FileList (optionally a subset of indices). ``__getitem__`` takes ``(index, sample_seed)``
     as yielded by the samplers below and returns ``{"image", "label", "bad"}``; ``bad`` counts the
-    undecodable files skipped to produce this item."""
+    undecodable files skipped to produce this item.
+
+    ``on_bad="next"`` (training): an undecodable file is replaced by the next readable one (the stream goes
+    on; counted in ``bad``). ``on_bad="skip"`` (evaluation, which must neither duplicate nor drop silently):
+    the item is a zero ``placeholder`` image with ``valid=False`` and ``bad=1``; the evaluation leaves it
+    out and counts it as skipped."""
 
     def __init__(self, files: FileList, indices: Sequence[int] | None = None,
                  transform: Pipeline | None = None, *,
-                 decode_precise: bool = False, max_skips: int = 50):
+                 decode_precise: bool = False, max_skips: int = 50, on_bad: str = "next",
+                 placeholder: tuple[int, ...] | None = None):
+        if on_bad not in ("next", "skip") or (on_bad == "skip" and placeholder is None):
+            raise ValueError("ImageFiles: on_bad is 'next', or 'skip' with a placeholder shape")
         self.files = files
         self.indices = np.arange(len(files)) if indices is None else np.asarray(indices)
         self.transform = transform
         self.decode_precise = decode_precise
         self.max_skips = max_skips
+        self.on_bad, self.placeholder = on_bad, placeholder
 
     def __len__(self):
         return len(self.indices)
@@ -161,6 +170,13 @@ class ImageFiles(Dataset):
 
     def __getitem__(self, item):
         i, seed = item if isinstance(item, tuple) else (item, int(item))
+        if self.on_bad == "skip":
+            try:
+                return {"image": self._item(i, seed), "label": self.label(i), "bad": 0, "valid": True}
+            except UNREADABLE_IMAGE as e:   # counted by the evaluation, never replaced by another file
+                log.warning("unreadable image %s (%s: %s); not evaluated (counted as skipped)", self.path(i),
+                            type(e).__name__, e)
+                return {"image": torch.zeros(self.placeholder), "label": self.label(i), "bad": 1, "valid": False}
         bad = 0
         reasons = [0] * len(BAD_REASONS)
         for attempt in range(self.max_skips + 1):
@@ -254,6 +270,19 @@ def synthetic_splits(cfg, *, n_train: int = 20_000, n_val: int = 500, seed: int 
                   f"{cfg.num_classes} classes, {size}x{size}")
 
 
+def class_folders(root: Path) -> list[str]:
+    """The sorted sub-folder names of ``root`` (hidden ones excepted): ImageFolder's classes."""
+    return sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+
+
+def has_images(folder: Path) -> bool:
+    """Whether ``folder`` (recursively) holds a file with an image extension; stops at the first one."""
+    for _, _, names in os.walk(folder):
+        if any(n.lower().endswith(IMAGE_EXTENSIONS) for n in names):
+            return True
+    return False
+
+
 def folder_splits(cfg, root: str | os.PathLike) -> Splits:
     root = Path(root)
     tr = root / "train"
@@ -264,6 +293,17 @@ def folder_splits(cfg, root: str | os.PathLike) -> Splits:
     done = root / "EXPORT_DONE.json"       # written by reference/tfds_export.py: the full, ordered label list
     if done.exists():
         classes = json.loads(done.read_text()).get("classes")
+    # An empty class folder would silently count as a class with no training data: an error. A tfds export
+    # declares its label list (EXPORT_DONE.json), so a class without images there (a partial export) is
+    # only a warning.
+    empty = [tr / c for c in (classes or class_folders(tr)) if not has_images(tr / c)]
+    if empty:
+        what = (f"{', '.join(map(str, empty[:5]))}{' ...' if len(empty) > 5 else ''}: {len(empty)} class "
+                f"folder(s) with no images ({', '.join(IMAGE_EXTENSIONS)})")
+        if classes is None:
+            raise ValueError(f"{what}; every folder under train/ counts as a class: add its images or remove "
+                             "the folder")
+        log.warning("%s; %s declares these classes, so they count, with no training images", what, done)
     files = list_image_folder(tr, classes=classes)
     if len(files.classes) != cfg.num_classes:
         raise ValueError(f"{tr}: {len(files.classes)} class folders but num_classes={cfg.num_classes}; "
@@ -273,11 +313,27 @@ def folder_splits(cfg, root: str | os.PathLike) -> Splits:
     pp = cfg.input.pp
     prec = pp.decode_precise
     train = ImageFiles(files, train_idx, train_transform_for(cfg), decode_precise=prec)
-    minival = ImageFiles(files, hold_idx, eval_transform(pp), decode_precise=prec) if len(hold_idx) else None
+    skip = {"on_bad": "skip", "placeholder": (3, pp.crop_size, pp.crop_size), "decode_precise": prec}
+    minival = ImageFiles(files, hold_idx, eval_transform(pp), **skip) if len(hold_idx) else None
     val = None
-    if (root / "val").is_dir():
-        vfiles = list_image_folder(root / "val", classes=files.classes)
-        val = ImageFiles(vfiles, None, eval_transform(pp), decode_precise=prec)
+    vroot = root / "val"
+    if vroot.is_dir():
+        # val/ is labelled by train/'s class list: a class folder only in val/ could not be labelled
+        extra = sorted(set(class_folders(vroot)) - set(files.classes))
+        if extra:
+            raise ValueError(f"{vroot}: class folder(s) {', '.join(extra[:5])}{' ...' if len(extra) > 5 else ''} "
+                             "are not in train/, so their images cannot be labelled; fix the folder names or "
+                             "move those folders out of val/")
+        missing = [vroot / c for c in files.classes if not has_images(vroot / c)]
+        if missing:
+            log.warning("%s%s: %d class(es) have no images in val/ (missing or empty folder); val accuracy covers "
+                        "the other classes only", ", ".join(map(str, missing[:5])), " ..." if len(missing) > 5
+                        else "", len(missing))
+        vfiles = list_image_folder(vroot, classes=files.classes)
+        val = ImageFiles(vfiles, None, eval_transform(pp), **skip)
+    else:
+        log.warning("%s: no val/ folder, so only minival (held out of train/) is evaluated; add "
+                    "val/<class>/<image> to evaluate on val", root)
     return Splits(train, minival, val, len(files.classes),
                   f"{root}: {len(train)} train / {len(hold_idx)} minival (stratified, split_seed "
                   f"{cfg.input.split_seed}) / {len(val) if val else 0} val images, {len(files.classes)} classes")

@@ -18,7 +18,17 @@ def make_loader(dataset: Dataset, sampler: Sampler, batch_size: int, *, num_work
                 pin_memory: bool = False, collate_fn: Callable | None = None) -> DataLoader:
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
                       pin_memory=pin_memory, drop_last=False, persistent_workers=False,
-                      prefetch_factor=PREFETCH_FACTOR if num_workers else None, collate_fn=collate_fn)
+                      prefetch_factor=PREFETCH_FACTOR if num_workers else None, collate_fn=collate_fn,
+                      worker_init_fn=ignore_stop_signals if num_workers else None)
+
+
+def ignore_stop_signals(worker_id: int | None = None) -> None:
+    """DataLoader workers ignore SIGINT/SIGTERM: Ctrl-C reaches the whole process group (and a scheduler may
+    signal every process of a job), and a worker that died would end the run before the main process writes
+    its checkpoint (torch_impl.train.signals). The main process shuts the workers down when it is done."""
+    import signal
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, signal.SIG_IGN)
 
 
 def collate_train(items: list[dict]) -> dict:

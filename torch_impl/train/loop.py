@@ -26,6 +26,7 @@ import json
 import math
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -54,10 +55,15 @@ from torch_impl.pp.backends.batched import randaugment_on_device
 from torch_impl.pp.backends.numpy import to_value_range
 from torch_impl.train import checkpoint as ckpt
 from torch_impl.train.metrics import MetricsLog
+from torch_impl.train.signals import StopOnSignal, TrainingAborted  # noqa: F401 - TrainingAborted re-exported
 
 
 class TrainingDiverged(RuntimeError):
     """A non-finite loss or parameter; the message names the step and the last good checkpoint."""
+
+
+class WorkdirInUse(ValueError):
+    """A new run (neither resume nor restart) in a workdir that holds one; the message names both ways out."""
 
 
 # ---------------------------------------------------------------------------- distributed
@@ -166,7 +172,7 @@ def evaluate(model, dataset, *, batch_size: int, d: Dist, amp: torch.dtype | Non
     sampler = ShardSampler(n, rank=d.rank, world_size=d.world_size, seed=seed)
     per_rank = max(1, batch_size // d.world_size)
     model.eval()
-    sums = torch.zeros(3, dtype=torch.float64, device=d.device)  # correct, loss, count
+    sums = torch.zeros(4, dtype=torch.float64, device=d.device)  # correct, loss, count, skipped
     for batch in make_loader(dataset, sampler, per_rank, num_workers=num_workers, pin_memory=d.device.type == "cuda"):
         x = batch["image"].to(d.device, non_blocking=True)
         y = batch["label"].to(d.device)
@@ -174,13 +180,16 @@ def evaluate(model, dataset, *, batch_size: int, d: Dist, amp: torch.dtype | Non
             out = model(x)
         logits = (out[0] if isinstance(out, tuple) else out).float()
         onehot = F.one_hot(y, logits.shape[-1]).float()
-        sums[0] += (logits.argmax(-1) == y).sum().double()
-        sums[1] += softmax_xent(logits, onehot, reduction=False).sum().double()
-        sums[2] += y.numel()
+        # rows of unreadable files (ImageFiles(on_bad="skip")) carry valid=False: not evaluated, counted
+        ok = batch["valid"].to(d.device) if "valid" in batch else torch.ones_like(y, dtype=torch.bool)
+        sums[0] += ((logits.argmax(-1) == y) & ok).sum().double()
+        sums[1] += torch.where(ok, softmax_xent(logits, onehot, reduction=False), 0.0).sum().double()
+        sums[2] += ok.sum().double()
+        sums[3] += (~ok).sum().double()
     _all_reduce_sum(sums, d)
     model.train()
-    c, loss, cnt = sums.tolist()
-    return {"prec@1": c / max(cnt, 1), "loss": loss / max(cnt, 1), "n": int(cnt)}
+    c, loss, cnt, skipped = sums.tolist()
+    return {"prec@1": c / max(cnt, 1), "loss": loss / max(cnt, 1), "n": int(cnt), "skipped": int(skipped)}
 
 
 def _autocast(d: Dist, amp: torch.dtype | None):
@@ -199,20 +208,38 @@ class Result:
     checkpoint: Path | None
     bad_images: int
     workdir: Path
+    stopped: str | None = None      # "SIGINT" / "SIGTERM": stopped early by that signal, after a checkpoint
+    stopped_signum: int = 0
 
 
 def train(cfg: TrainConfig, splits: Splits, workdir: str | os.PathLike, *, resume: bool = False,
-          metadata: dict | None = None, stop_after_step: int | None = None, echo=None) -> Result:
+          restart: bool = False, metadata: dict | None = None, stop_after_step: int | None = None,
+          echo=None) -> Result:
     """Train ``cfg`` on ``splits`` into ``workdir`` (checkpoints/, metrics.jsonl, tensorboard/, metadata.json).
 
-    ``stop_after_step`` ends the process's work early (as if killed) without a final checkpoint: used by
-    the resume tests. Raises TrainingDiverged on a non-finite loss.
+    A workdir that holds a run needs ``resume`` (continue it) or ``restart`` (move it into
+    ``workdir/archive-<time>/`` and start over); otherwise WorkdirInUse. The first SIGINT/SIGTERM finishes
+    the step, writes a checkpoint and returns (``Result.stopped``); a second one raises TrainingAborted
+    (torch_impl.train.signals). ``stop_after_step`` ends the process's work early (as if killed) without a
+    final checkpoint: used by the resume tests. Raises TrainingDiverged on a non-finite loss.
     """
     workdir = Path(workdir)
     echo = echo or _stderr
+    if resume and restart:
+        raise ValueError("resume and restart exclude each other: continue the run, or archive it and start over")
+    held = ckpt.describe_run(workdir)
+    if held and not (resume or restart):
+        raise WorkdirInUse(f"{workdir} already holds a run ({held}); resume it (--resume) or move it aside and "
+                           "start over (--restart: into archive-<time>/, nothing is deleted)")
     d = setup_distributed(cfg.runtime.device)
     try:
-        return _train(cfg, splits, workdir, d, resume, metadata or {}, stop_after_step, echo)
+        if held and restart and d.main:
+            metadata = {**(metadata or {}), "archived_previous_run": str(ckpt.archive_run(workdir))}
+            echo(f"train: --restart: the previous run ({held}) was moved into {metadata['archived_previous_run']}")
+        if d.world_size > 1:
+            dist.barrier()          # the archive is in place before any rank writes
+        with StopOnSignal() as stop:
+            return _train(cfg, splits, workdir, d, resume, metadata or {}, stop_after_step, echo, stop)
     finally:
         if d.initialized_here:
             dist.destroy_process_group()
@@ -289,11 +316,12 @@ def _resume(cfg: TrainConfig, d: Dist, ckpt_dir: Path, model, optimizer, schedul
     """Restore model, optimizer, schedule and RNGs from the newest checkpoint; returns (start step,
     bad images so far, the checkpoint path), or (0, 0, None) when there is none."""
     start, bad_images, resumed_from = 0, 0, None
-    resumed_from = ckpt.last_checkpoint(ckpt_dir)
-    if resumed_from is None:
+    # LAST's checkpoint; a missing or unreadable one falls back to the newest readable earlier one
+    found = ckpt.load_latest(ckpt_dir, warn=lambda m: say(f"train: WARNING: {m}"))
+    if found is None:
         say(f"train: --resume but no checkpoint in {ckpt_dir}; starting from step 0")
     else:
-        state = ckpt.load_checkpoint(resumed_from)
+        resumed_from, state = found
         _check_compatible(cfg, state, resumed_from)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -316,12 +344,14 @@ def _run_evals(cfg: TrainConfig, splits: Splits, fwd, d: Dist, amp, step: int, t
                      max_examples=ecfg.max_examples, seed=cfg.seed)
         evals[f"{name}@{step}"] = r
         mlog.write(step, name, r)
-        msg = f"eval {name} @ {step}: prec@1 {r['prec@1']:.4f}  loss {r['loss']:.4f}  ({r['n']} images)"
+        msg = (f"eval {name} @ {step}: prec@1 {r['prec@1']:.4f}  loss {r['loss']:.4f}  ({r['n']} images"
+               + (f"; {r['skipped']} unreadable, skipped" if r.get("skipped") else "") + ")")
         (pbar.write(msg) if pbar else say(msg))
 
 
-def _train(cfg, splits, workdir, d: Dist, resume, metadata, stop_after_step, echo) -> Result:
+def _train(cfg, splits, workdir, d: Dist, resume, metadata, stop_after_step, echo, stop=None) -> Result:
     say = echo if d.main else (lambda *a, **k: None)
+    stop = stop or StopOnSignal()
     ckpt_dir = workdir / "checkpoints"
     accum, micro = accumulation(cfg, d.world_size)
     B = cfg.input.batch_size
@@ -350,7 +380,7 @@ def _train(cfg, splits, workdir, d: Dist, resume, metadata, stop_after_step, ech
         workdir.mkdir(parents=True, exist_ok=True)
         _write_metadata(workdir, cfg, d, splits, total, accum, micro, metadata, resumed_from, start)
     mlog = MetricsLog(workdir, enabled=d.main, tensorboard=cfg.runtime.tensorboard, wandb=cfg.runtime.wandb,
-                      resume_step=start if resumed_from else None, config=cfg.to_dict())
+                      resume_step=start if resume else None, config=cfg.to_dict())
 
     plan = placement_for(cfg)   # where each pp stage runs (the workers' half is in splits.train)
     sampler = StepSampler(splits.train_size, B, seed=cfg.seed, rank=d.rank, world_size=d.world_size,
@@ -367,7 +397,8 @@ def _train(cfg, splits, workdir, d: Dist, resume, metadata, stop_after_step, ech
 
     losses: dict[int, float] = {}
     evals: dict[str, dict] = {}
-    last_good = resumed_from
+    last_good = stop.last_good = resumed_from
+    stopped_by = 0          # the signal number all ranks agreed to stop on
     pbar = None
     if d.main and cfg.runtime.progress and sys.stderr.isatty():
         pbar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, desc="train", file=sys.stderr)
@@ -379,6 +410,7 @@ def _train(cfg, splits, workdir, d: Dist, resume, metadata, stop_after_step, ech
         step += 1
         if stop_after_step is not None and step > stop_after_step:
             break
+        stop.step = step
         a = mixup_coefficient(cfg.seed, step, cfg.mixup.p) if mixup else None
         loss_sum = torch.zeros((), device=d.device)
         bad = 0
@@ -397,11 +429,17 @@ def _train(cfg, splits, workdir, d: Dist, resume, metadata, stop_after_step, ech
                 loss = softmax_xent(logits.float(), y) / accum
                 loss.backward()
             loss_sum += loss.detach()
-        # the loss of the global batch (mean over processes), checked before the update is applied
-        stats = torch.stack([loss_sum, torch.tensor(float(bad), device=d.device)]).double()
+        # the loss of the global batch (mean over processes), checked before the update is applied; the
+        # stop flag (a SIGINT/SIGTERM on any rank) rides on the same all_reduce: every rank stops after this step
+        stats = torch.stack([loss_sum, torch.tensor(float(bad), device=d.device),
+                             torch.tensor(float(stop.requested), device=d.device)]).double()
         _all_reduce_sum(stats, d)
         step_loss = float(stats[0]) / d.world_size
         bad_images += int(stats[1])
+        if stats[2] > 0 and not stopped_by:
+            stopped_by = _agreed_signal(stop, d)
+            say(f"train: {signal.Signals(stopped_by).name} received: finishing step {step}, writing its checkpoint, "
+                "then exiting (the same signal again aborts at once)")
         if not math.isfinite(step_loss):
             if pbar:
                 pbar.close()
@@ -418,9 +456,16 @@ def _train(cfg, splits, workdir, d: Dist, resume, metadata, stop_after_step, ech
 
         t_log, s_log = _log_progress(cfg, d, splits, mlog, pbar, say, losses, step, start, total, step_loss,
                                      upd, bad_images, (t0, s0), (t_log, s_log))
+        saved = False
+        if stopped_by:    # the checkpoint first: the eval below may outlast a scheduler's grace period
+            last_good = stop.last_good = _save(model, optimizer, scheduler, cfg, d, ckpt_dir, step, bad_images)
+            saved = True
         _run_evals(cfg, splits, fwd, d, amp, step, total, evals, mlog, pbar, say)
-        if (cfg.ckpt_steps and step % cfg.ckpt_steps == 0) or step == total:
+        if not saved and ((cfg.ckpt_steps and step % cfg.ckpt_steps == 0) or step == total):
             last_good = _save(model, optimizer, scheduler, cfg, d, ckpt_dir, step, bad_images) or last_good
+            stop.last_good = last_good
+        if stopped_by:
+            break
     if pbar:
         pbar.close()
     mlog.close()
@@ -431,7 +476,17 @@ def _train(cfg, splits, workdir, d: Dist, resume, metadata, stop_after_step, ech
     if summary:
         say(summary)
     done = max(losses) if losses else start
-    return Result(done, total, losses, evals, last_good, bad_images, workdir)
+    name = signal.Signals(stopped_by).name if stopped_by else None
+    return Result(done, total, losses, evals, last_good, bad_images, workdir, name, stopped_by)
+
+
+def _agreed_signal(stop: StopOnSignal, d: Dist) -> int:
+    """The signal to report once the ranks agreed to stop: this rank's, else the largest number any rank got
+    (all ranks call this at the same step, so the extra collective is matched)."""
+    sig = torch.tensor(float(stop.signum or 0), device=d.device)
+    if d.world_size > 1:
+        dist.all_reduce(sig, op=dist.ReduceOp.MAX)
+    return stop.signum or int(sig)
 
 
 def bad_images_summary(reasons: dict[str, int], *, total: int | None = None) -> str | None:
@@ -508,7 +563,9 @@ def _check_compatible(cfg: TrainConfig, state: dict, path: Path) -> None:
 def _write_metadata(workdir: Path, cfg, d: Dist, splits: Splits, total, accum, micro, metadata, resumed_from,
                     start) -> None:
     path = workdir / "metadata.json"
-    runs = json.loads(path.read_text()).get("runs", []) if path.exists() and resumed_from else []
+    # the run history is appended to (a resume, a --resume that found no checkpoint); --restart archived
+    # the previous run's metadata.json with the rest of it
+    runs = json.loads(path.read_text()).get("runs", []) if path.exists() else []
     runs.append({
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "start_step": start,
         "resumed_from": str(resumed_from) if resumed_from else None, "argv": sys.argv,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import types
 from pathlib import Path
@@ -27,12 +28,9 @@ class MetricsLog:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if resume_step is not None and self.path.exists():
-            # Drop what was logged after the checkpoint we resume from: those steps are recomputed.
-            keep = [ln for ln in self.path.read_text().splitlines()
-                    if ln.strip() and json.loads(ln).get("step", 0) <= resume_step]
-            self.path.write_text("".join(k + "\n" for k in keep))
-        elif resume_step is None and self.path.exists():
-            self.path.unlink()
+            self._supersede_after(resume_step)
+        # Never deleted or truncated otherwise: a new run in a workdir holding one is refused (or the old run
+        # archived) before this point, so an existing file is appended to.
         if tensorboard:
             self.tb = _summary_writer(Path(workdir) / "tensorboard")
         if wandb:
@@ -41,6 +39,36 @@ class MetricsLog:
             except ImportError as e:
                 raise RuntimeError("runtime.wandb=true needs `pip install wandb`") from e
             self.wandb = wb.init(config=config, dir=str(workdir), resume="allow")
+
+    @property
+    def superseded_path(self) -> Path:
+        return self.path.with_name("metrics.superseded.jsonl")
+
+    def _supersede_after(self, step: int) -> None:
+        """Resuming from ``step``: the lines logged after it (those steps are recomputed now) move from
+        metrics.jsonl to metrics.superseded.jsonl (appended), so metrics.jsonl has each step once and nothing
+        is lost. A line cut short by a kill moves too."""
+        keep, moved = [], []
+        for ln in self.path.read_text().splitlines():
+            if not ln.strip():
+                continue
+            try:
+                later = json.loads(ln).get("step", 0) > step
+            except json.JSONDecodeError:
+                later = True
+            (moved if later else keep).append(ln)
+        if not moved:
+            return
+        with open(self.superseded_path, "a") as f:
+            f.write("".join(m + "\n" for m in moved))
+            f.flush()
+            os.fsync(f.fileno())
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "w") as f:
+            f.write("".join(k + "\n" for k in keep))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
 
     def write(self, step: int, split: str, values: dict) -> None:
         if not self.enabled:
