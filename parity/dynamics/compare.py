@@ -11,8 +11,10 @@ early steps (before chaos amplifies rounding differences; the warmup updates, EA
                      bar 1e-6 (float32 evaluation of warmup/cosine).
   early_loss_bands, early_grad_norm_bands, early_param_norm_bands
                      per-step bands (stats.bands) over the early updates, step by step.
+  early_param_norm_change_bands
+                     the same for param_norm - param_norm(step 1): the init norm's seed spread removed.
 whole run (windows of WINDOW_STEPS updates; per-step values are one batch and one mixup draw):
-  loss_bands, grad_norm_bands, param_norm_bands, eval_acc_bands, eval_loss_bands
+  loss_bands, grad_norm_bands, param_norm_bands, param_norm_change_bands, eval_acc_bands, eval_loss_bands
 equivalence tests (only when both sides ran the whole recipe):
   final_accuracy_tost  val top-1 after the last update, margin max(2 SD_ref, 1 / n_val)
   late_loss_tost       mean training loss over the last LATE_FRACTION of the updates, margin 2 SD_ref
@@ -85,8 +87,8 @@ class Comparison:
         return "\n".join([head] + [f"  [{'ok' if s.ok else 'FAIL'}] {s.name}: {s.detail}" for s in self.stats])
 
 
-def _band_stat(name: str, ours, ref, steps, quantity: str) -> tuple[Stat, S.BandResult]:
-    b = S.bands(ours, ref, steps, quantity=quantity)
+def _band_stat(name: str, ours, ref, steps, quantity: str, **kw) -> tuple[Stat, S.BandResult]:
+    b = S.bands(ours, ref, steps, quantity=quantity, **kw)
     return Stat(name, float(b.n_outside), float(b.allowed), b.ok, b.describe(), b.as_dict()), b
 
 
@@ -133,6 +135,18 @@ def compare(ours: Curves, ref: Curves, *, num_classes: int, total_steps: int, n_
         out.append(st)
         bands[name] = band
 
+    if a.param_norm is not None and b.param_norm is not None:
+        # The parameter norm's change since update 1 (= the init: update 1 has lr 0). The init norm's own
+        # seed spread (~0.05% here) hides what training does to the norm; the change removes it, and shows
+        # the weight decay and update sizes (AdamW's ~1000x weaker decay lets the norm grow within the warmup).
+        # Floor 1e-5 of the norm: float32 sums of ~1e6 squares are good to ~1e-6 relative on either side.
+        ca, cb = a.param_norm - a.param_norm[:, :1], b.param_norm - b.param_norm[:, :1]
+        floor = 1e-5 * float(np.abs(b.param_norm[:, 0]).mean())
+        st, band = _band_stat("early_param_norm_change_bands", ca[:, :e], cb[:, :e], steps[:e],
+                              f"param_norm - param_norm(step 1), steps 1-{e} (per step)", abs_floor=floor)
+        out.append(st)
+        bands["early_param_norm_change_bands"] = band
+
     # ---- whole run, windowed
     if n >= 2 * window:
         for q in ("train_loss", "grad_norm", "param_norm"):
@@ -144,6 +158,14 @@ def compare(ours: Curves, ref: Curves, *, num_classes: int, total_steps: int, n_
             st, band = _band_stat(name, wa, wb, ws, f"{q}, means of {window}-update windows")
             out.append(st)
             bands[name] = band
+        if a.param_norm is not None and b.param_norm is not None:
+            wa, ws = S.smooth_checkpoints(a.param_norm - a.param_norm[:, :1], steps, window)
+            wb, _ = S.smooth_checkpoints(b.param_norm - b.param_norm[:, :1], steps, window)
+            st, band = _band_stat("param_norm_change_bands", wa, wb, ws,
+                                  f"param_norm - param_norm(step 1), means of {window}-update windows",
+                                  abs_floor=1e-5 * float(np.abs(b.param_norm[:, 0]).mean()))
+            out.append(st)
+            bands["param_norm_change_bands"] = band
     common = np.intersect1d(a.eval_steps, b.eval_steps)
     common = common[common > 0]
     if common.size >= 1:

@@ -193,8 +193,8 @@ class BandResult:
                 "max_abs_t": float(np.max(np.abs(self.t))) if self.t.size else 0.0, "ok": self.ok}
 
 
-def bands(ours, ref, steps, *, quantity: str, rel_floor: float = 1e-4, alpha_point: float = 1 - BAND_QUANTILE,
-          allowed_fraction: float = BAND_ALLOWED_FRACTION) -> BandResult:
+def bands(ours, ref, steps, *, quantity: str, rel_floor: float = 1e-4, abs_floor: float = 0.0,
+          alpha_point: float = 1 - BAND_QUANTILE, allowed_fraction: float = BAND_ALLOWED_FRACTION) -> BandResult:
     """Compare two sets of curves, (k, M) ours and (K, M) reference, checkpoint by checkpoint.
 
     At each checkpoint: the two-sample t of the seed means with the POOLED variance (the null hypothesis is
@@ -203,7 +203,7 @@ def bands(ours, ref, steps, *, quantity: str, rel_floor: float = 1e-4, alpha_poi
     at ``rel_floor * |mean_ref|`` because some checkpoints have (almost) no seed spread on either side (the
     first step's loss is ln(num_classes) exactly on every seed: zero-initialised head), and there a rounding
     difference of float32 arithmetic (~1e-6 relative for a reduction over a batch) must not count; 1e-4 is
-    100x that. Outside: |t| > t_{1 - alpha_point/2, df}. Rule: at most ``max(1, floor(allowed_fraction * M))``
+    100x that (``abs_floor`` for quantities near 0, e.g. a change since step 1). Outside: |t| > t_{1 - alpha_point/2, df}. Rule: at most ``max(1, floor(allowed_fraction * M))``
     checkpoints outside (BAND_ALLOWED_FRACTION: why)."""
     a = np.asarray(ours, np.float64)
     b = np.asarray(ref, np.float64)
@@ -220,7 +220,7 @@ def bands(ours, ref, steps, *, quantity: str, rel_floor: float = 1e-4, alpha_poi
     ka, kb = a.shape[0], b.shape[0]
     ma, mb = a.mean(0), b.mean(0)
     sp = np.sqrt(((ka - 1) * a.var(0, ddof=1) + (kb - 1) * b.var(0, ddof=1)) / (ka + kb - 2))
-    sp = np.maximum(sp, rel_floor * np.abs(mb))
+    sp = np.maximum(np.maximum(sp, rel_floor * np.abs(mb)), abs_floor)
     se = sp * math.sqrt(1 / ka + 1 / kb)
     se = np.where(se > 0, se, np.finfo(np.float64).tiny)
     df = ka + kb - 2

@@ -31,7 +31,8 @@ REDUCED_STEPS = 20        # = the recipe's warmup: the early window of the full 
 CONTROL_STEPS = 3
 CONTROL_K = 2
 REDUCED_CONTROLS = ("torch_init",)
-STATS = ("initial_loss", "lr_schedule", "early_loss_bands", "early_grad_norm_bands", "early_param_norm_bands")
+STATS = ("initial_loss", "lr_schedule", "early_loss_bands", "early_grad_norm_bands", "early_param_norm_bands",
+         "early_param_norm_change_bands")
 
 
 def make_requests():
