@@ -20,7 +20,7 @@ field or path and the fix, exit code 2.
 Exit codes: 0 done; 1 the gate refused; 2 a usage/data mistake (nothing trained); 3 non-finite loss;
 128 + signal number (130 SIGINT, 143 SIGTERM) when a signal stopped the run: after the first signal the
 current step is finished and a checkpoint written (`--resume` continues bit-identically); a second signal
-aborts at once (also 128 + signal number).
+(1 s or more after the first) aborts at once (also 128 + signal number).
 """
 from __future__ import annotations
 

@@ -434,7 +434,7 @@ class TwoSignals(torch.utils.data.Dataset):
         self.n += 1
         if self.n == self.at:
             os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.5)                    # the first one is handled: "finishing the step"
+            time.sleep(1.5)                    # the first one is handled: "finishing the step"
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(30)                     # never reached: the second one aborts at once
         return self.inner[item]
@@ -448,6 +448,25 @@ D.splits_from_arg = patched
 from parity.cli import main
 sys.exit(main(sys.argv[1:]))
 """
+
+
+def test_the_same_request_delivered_twice_is_not_a_second_ctrl_c():
+    """Under torchrun one Ctrl-C reaches a worker twice (terminal + agent): within REPEAT_S it is one request;
+    a second signal later aborts."""
+    import signal
+
+    from torch_impl.train.signals import REPEAT_S, StopOnSignal, TrainingAborted
+    with StopOnSignal() as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGTERM)         # e.g. a scheduler's SIGTERM right after
+        time.sleep(0.05)
+        assert stop.name == "SIGINT"
+        time.sleep(REPEAT_S)
+        with pytest.raises(TrainingAborted) as e:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+        assert e.value.signum == signal.SIGINT and "aborted at once" in str(e.value)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler        # handlers restored
 
 
 def test_a_second_ctrl_c_aborts_at_once(tmp_path):

@@ -439,7 +439,7 @@ def _train(cfg, splits, workdir, d: Dist, resume, metadata, stop_after_step, ech
         if stats[2] > 0 and not stopped_by:
             stopped_by = _agreed_signal(stop, d)
             say(f"train: {signal.Signals(stopped_by).name} received: finishing step {step}, writing its checkpoint, "
-                "then exiting (the same signal again aborts at once)")
+                "then exiting (a second Ctrl-C/SIGTERM aborts at once)")
         if not math.isfinite(step_loss):
             if pbar:
                 pbar.close()

@@ -2,9 +2,11 @@
 
 The first signal only sets a flag: the loop finishes the step in flight, writes a checkpoint and returns
 (``Result.stopped``); under DDP the flag rides on the step's all_reduce, so every rank stops after the same
-step whichever rank was signalled. The same signal a second time raises :class:`TrainingAborted` at once
-(Ctrl-C twice): nothing more is written. A different second signal is ignored: under torchrun a Ctrl-C
-reaches a worker twice, as SIGINT from the terminal and as the SIGTERM the agent forwards.
+step whichever rank was signalled. A second SIGINT/SIGTERM at least ``REPEAT_S`` (1 s) after the first
+raises :class:`TrainingAborted` at once (Ctrl-C twice): nothing more is written. One sooner is the same
+request delivered twice and is ignored: under torchrun a Ctrl-C reaches each worker from the terminal and
+again forwarded by the agent (torch.distributed.elastic forwards the signal it receives), and a scheduler's
+SIGTERM to every process of a job arrives the same way.
 
 The handler does no I/O (a signal can arrive while the loop is printing); the loop reports the stop.
 Handlers can only be installed from the main thread; elsewhere this is a no-op (then only a kill's
@@ -14,9 +16,11 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from pathlib import Path
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+REPEAT_S = 1.0      # a second signal sooner than this after the first is the same request delivered twice
 
 
 class TrainingAborted(KeyboardInterrupt):
@@ -33,6 +37,7 @@ class StopOnSignal:
 
     def __init__(self):
         self.signum: int | None = None
+        self._first_at = 0.0
         self.step = 0
         self.last_good: Path | None = None
         self._old: dict = {}
@@ -57,10 +62,11 @@ class StopOnSignal:
         self._old = {}
 
     def _handle(self, signum, frame) -> None:
+        now = time.monotonic()
         if self.signum is None:
-            self.signum = signum
+            self.signum, self._first_at = signum, now
             return
-        if signum != self.signum:
+        if now - self._first_at < REPEAT_S:
             return
         name = signal.Signals(signum).name
         resume = (f"the last checkpoint is {self.last_good} (the same command plus --resume continues from it)"
