@@ -500,36 +500,34 @@ class SignalAt(torch.utils.data.Dataset):
         return self.inner[item]
 
 
-def _ddp_worker(rank, world, port, folder, workdir, out, signal_at, resume):
+def _ddp_worker(rank, world, folder, phases):
+    """Runs ``phases`` [(port, workdir, out, signal_at, resume), ...] one after the other in this process
+    (one spawn instead of three: process start-up dominates these tiny runs)."""
     import signal
 
     from torch_impl.config import apply_overrides, get_config
     from torch_impl.data import Splits, folder_splits
     from torch_impl.train.loop import train
-    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(world),
-                       "RANK": str(rank), "LOCAL_RANK": str(rank)})
     torch.set_num_threads(1)
     cfg = apply_overrides(get_config("vit_s16_i1k"), {**TINY, "total_epochs": None, "total_steps": 5,
                                                       "ckpt_steps": 100, "evals.val.log_steps": 0,
                                                       "evals.minival.log_steps": 0})
-    sp = folder_splits(cfg, folder)
-    if rank == 1 and signal_at:      # only rank 1 is signalled; rank 0 must stop at the same step
-        sp = Splits(SignalAt(sp.train, signal_at, signal.SIGTERM), sp.minival, sp.val, sp.num_classes, "sig")
-    r = train(cfg, sp, workdir, resume=resume, echo=lambda *a, **k: None)
-    torch.save({"losses": r.losses, "stopped": r.stopped, "step": r.step, "checkpoint": str(r.checkpoint)},
-               f"{out}.{rank}")
+    for port, workdir, out, signal_at, resume in phases:
+        os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(world),
+                           "RANK": str(rank), "LOCAL_RANK": str(rank)})
+        sp = folder_splits(cfg, folder)
+        if rank == 1 and signal_at:      # only rank 1 is signalled; rank 0 must stop at the same step
+            sp = Splits(SignalAt(sp.train, signal_at, signal.SIGTERM), sp.minival, sp.val, sp.num_classes, "sig")
+        r = train(cfg, sp, workdir, resume=resume, echo=lambda *a, **k: None)   # a fresh process group each
+        torch.save({"losses": r.losses, "stopped": r.stopped, "step": r.step, "checkpoint": str(r.checkpoint)},
+                   f"{out}.{rank}")
 
 
-def _spawn(folder, workdir, out, signal_at=0, resume=False):
+def _free_port() -> int:
     import socket
-
-    import torch.multiprocessing as mp
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mp.spawn(_ddp_worker, args=(2, port, str(folder), str(workdir), str(out), signal_at, resume), nprocs=2,
-             join=True)
-    return [torch.load(f"{out}.{r}") for r in (0, 1)]
+        return s.getsockname()[1]
 
 
 @pytest.mark.slow
@@ -537,12 +535,17 @@ def test_sigterm_to_one_ddp_rank_stops_every_rank_at_the_same_step(folder, tmp_p
     """2 gloo processes; SIGTERM reaches rank 1 only, while it loads step 3's batch: both ranks finish step
     3 (the stop flag rides on the step's all_reduce), one checkpoint is written, both exit cleanly, and a
     2-process --resume reproduces the uninterrupted 2-process losses bit for bit."""
-    full = _spawn(folder, tmp_path / "full", tmp_path / "full.pt")
+    import torch.multiprocessing as mp
     # batch 4 = 2 ranks x 2: rank 1's 5th item is in step 3
-    stop = _spawn(folder, tmp_path / "w", tmp_path / "stop.pt", signal_at=5)
+    phases = [(_free_port(), str(tmp_path / "full"), str(tmp_path / "full.pt"), 0, False),
+              (_free_port(), str(tmp_path / "w"), str(tmp_path / "stop.pt"), 5, False),
+              (_free_port(), str(tmp_path / "w"), str(tmp_path / "res.pt"), 0, True)]
+    mp.spawn(_ddp_worker, args=(2, str(folder), phases), nprocs=2, join=True)
+    full, stop, res = ([torch.load(f"{tmp_path / name}.{r}") for r in (0, 1)]
+                       for name in ("full.pt", "stop.pt", "res.pt"))
     assert [r["stopped"] for r in stop] == ["SIGTERM", "SIGTERM"] and [r["step"] for r in stop] == [3, 3]
     assert stop[0]["checkpoint"].endswith("ckpt_00000003.pt") and Path(stop[0]["checkpoint"]).exists()
-    res = _spawn(folder, tmp_path / "w", tmp_path / "res.pt", resume=True)
+    assert [r["stopped"] for r in full] == [None, None]
     assert sorted(res[0]["losses"]) == list(range(4, 6))
     assert all(res[0]["losses"][s] == full[0]["losses"][s] for s in range(4, 6))
     assert all(stop[0]["losses"][s] == full[0]["losses"][s] for s in range(1, 4))
