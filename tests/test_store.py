@@ -168,15 +168,19 @@ def test_the_declaration_is_recorded_and_matches_the_generator(tiny, store):
     spec (make_requests) asks the reference for."""
     assert tiny.declared("fam")["files"] == ["fam/a.npz", "fam/b.npz"]
     from parity import families
+    problems = []
     for name in families.names():
         decl = store.declared(name)
-        assert decl is not None, f"family {name} is not declared in the manifest"
-        assert decl["checks"], f"family {name} declares no positive check"
+        if decl is None or not decl["checks"]:
+            problems.append(f"family {name} declares no checks in the manifest")
+            continue
         try:
             cases = families.get(name).make_requests()
         except RuntimeError:  # recorded by its own reference run (dynamics), not by `fixtures generate`
             continue
-        assert decl["files"] == sorted(f"{name}/{case}.npz" for case in cases), name
+        if decl["files"] != sorted(f"{name}/{case}.npz" for case in cases):
+            problems.append(f"family {name}: declared files differ from its generator spec")
+    assert not problems, "\n".join(problems)
 
 
 def test_declarations_are_current(store):
@@ -185,14 +189,23 @@ def test_declarations_are_current(store):
     check is a failure, not a smaller total."""
     from parity import families
     from parity.runner import census
+    problems = []
     for name in families.names():
         decl = store.declared(name)
-        built = census(families.get(name).checks(store))
+        try:
+            built = census(families.get(name).checks(store))
+        except FixtureError as e:
+            problems.append(f"family {name}: its checks cannot be built from the store: {e}")
+            continue
+        if decl is None:
+            problems.append(f"family {name} is not declared; run `parity fixtures census --family {name}`")
+            continue
         for kind in ("checks", "controls", "internal"):
             extra, missing = sorted(set(built[kind]) - set(decl[kind])), sorted(set(decl[kind]) - set(built[kind]))
-            assert not extra and not missing, (
-                f"family {name}: {kind} built but not declared {extra[:5]}, declared but not built {missing[:5]}; "
-                f"if intended, run `parity fixtures census --family {name}`")
+            if extra or missing:
+                problems.append(f"family {name}: {kind} built but not declared {extra[:5]}, declared but not built "
+                                f"{missing[:5]}; if intended, run `parity fixtures census --family {name}`")
+    assert not problems, "\n".join(problems)
 
 
 def test_progress_lines_when_not_a_terminal(capsys):
