@@ -197,17 +197,20 @@ def _check_data_arg(args) -> None:
         raise UsageError(f"--data {args.data}: not a folder; pass an ImageFolder root holding train/<class>/*")
 
 
-def _check_run_length(cfg, splits) -> None:
-    """The schedule against the run length, and the batch against the processes (torchrun's WORLD_SIZE)."""
+def _check_run_length(cfg, train_size: int | None) -> None:
+    """The schedule against the run length, and the batch against the processes (torchrun's WORLD_SIZE).
+    Without ``train_size`` (before the data is listed) only a run given in total_steps is checked."""
     from torch_impl.train.loop import accumulation, resolve_total_steps
-    total = resolve_total_steps(cfg, splits.train_size)
+    if train_size is None and cfg.total_steps is None:
+        return
+    total = resolve_total_steps(cfg, train_size or 0)
     if total < 1:
-        raise UsageError(f"the run has {total} steps (total_epochs={cfg.total_epochs} x {splits.train_size} "
+        raise UsageError(f"the run has {total} steps (total_epochs={cfg.total_epochs} x {train_size} "
                          f"images / input.batch_size={cfg.input.batch_size}); raise total_epochs or set total_steps")
     warm = cfg.schedule.warmup_steps
     if total > 1 and warm >= total:
         src = (f"total_steps={cfg.total_steps}" if cfg.total_steps is not None else
-               f"total_epochs={cfg.total_epochs} = {total} steps of {cfg.input.batch_size} on {splits.train_size} "
+               f"total_epochs={cfg.total_epochs} = {total} steps of {cfg.input.batch_size} on {train_size} "
                "images")
         raise UsageError(f"schedule.warmup_steps={warm} is not shorter than the run ({src}); lower "
                          "--set schedule.warmup_steps or lengthen the run")
@@ -249,12 +252,13 @@ def _main(args) -> int:
     _check_device(cfg)
     _check_workdir(workdir, resume=args.resume, restart=args.restart)
     _check_data_arg(args)
+    _check_run_length(cfg, None)          # a run given in steps: before listing the data
     from torch_impl.data import splits_from_arg
     try:
         splits = splits_from_arg(cfg, args.data, tfds_data_dir=args.tfds_data_dir, export_dir=args.tfds_export_dir)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         raise UsageError(f"data: {e}") from None
-    _check_run_length(cfg, splits)
+    _check_run_length(cfg, splits.train_size)
     if args.skip_parity and os.environ.get("RANK", "0") == "0":
         print(f"{BANNER}\nparity train: WARNING: --skip-parity given; the gate result (below) does not stop "
               f"this run and the run's metadata records it.\n{BANNER}", file=sys.stderr)
