@@ -75,8 +75,15 @@ def env_for_seed(threads: int) -> dict:
                             " intra_op_parallelism_threads=1").strip()
         env["TF_NUM_INTRAOP_THREADS"] = "1"
         env["TF_NUM_INTEROP_THREADS"] = "1"
+    # Python's per-process hash randomisation can change the order in which TF random ops are created (and
+    # so their eager op seeds); two runs of one seed without this differed from step 1 (notes).
+    env["PYTHONHASHSEED"] = "0"
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return env
+
+
+ENV_KEYS = ("TF_ENABLE_ONEDNN_OPTS", "XLA_FLAGS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS",
+            "JAX_PLATFORMS", "PYTHONHASHSEED")
 
 
 def prepare_jsonl(data: Path, out: Path) -> tuple[list[str], int]:
@@ -113,8 +120,8 @@ def run_seed(seed: int, recipe: dict, data: Path, out: Path, n_train: int, *, th
     total = int(recipe["total_steps"])
     t0 = time.time()
     with open(wd / "train.log", "w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.PIPE,
-                                text=True, env=env_for_seed(threads), cwd=str(REPO))
+        env = env_for_seed(threads)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.PIPE, text=True, env=env, cwd=str(REPO))
         last_shown = 0
         for line in proc.stderr:
             log.write(line)
@@ -138,7 +145,8 @@ def run_seed(seed: int, recipe: dict, data: Path, out: Path, n_train: int, *, th
     np.savez_compressed(wd / "curves.npz", **arrays)
     rec = {"seed": seed, "recipe_sha256": digest, "wall_s": wall, "threads": threads,
            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-           "final_eval_prec1": float(arrays["val/prec@1"][-1])}
+           "final_eval_prec1": float(arrays["val/prec@1"][-1]),
+           "env": {k: env.get(k) for k in ENV_KEYS}}
     done.write_text(json.dumps(rec, indent=1))
     say(f"[seed {seed}] done in {wall:.0f} s, final eval prec@1 {rec['final_eval_prec1']:.4f}")
     return rec
@@ -189,15 +197,17 @@ def versions() -> dict:
 def provenance(recipe: dict, data: Path, data_digest: str | None, classes: list[str], recs: list[dict],
                bv: dict) -> dict:
     """What ran: recipe (whole, and its sha256), big_vision commit, versions, CPU, pinned env, data."""
-    env = env_for_seed(recs[0].get("threads", 1) if recs else 1)
+    # The environment the seeds actually ran with (recorded per seed since PYTHONHASHSEED was pinned; older
+    # records: the same pins without PYTHONHASHSEED).
+    env = recs[0].get("env") if recs and recs[0].get("env") else {
+        **{k: env_for_seed(1).get(k) for k in ENV_KEYS}, "PYTHONHASHSEED": None}
     return {
         **bv,
         "versions": versions(),
         "recipe": recipe,
         "recipe_sha256": recipe_digest(recipe),
         "cpu": cpu_info(),
-        "env": {k: env.get(k) for k in ("TF_ENABLE_ONEDNN_OPTS", "XLA_FLAGS", "TF_NUM_INTRAOP_THREADS",
-                                        "TF_NUM_INTEROP_THREADS", "JAX_PLATFORMS")},
+        "env": env,
         "data": {"path": str(data), "sha256": data_digest, "classes": classes},
         "seconds_per_seed": {str(r["seed"]): round(r["wall_s"], 1) for r in recs},
         "trainer": "big_vision/train.py, unchanged, via reference.dynamics.launch",
