@@ -27,9 +27,17 @@ def overlay(ours: Curves, ref: Curves, comparison: Comparison, out: str | Path, 
 
     n = comparison.steps
     a, b = ours.upto(n), ref.upto(n)
+    has_eval = bool(np.any((a.eval_steps > 0)) and np.any(b.eval_steps > 0))
     panels = [("train_loss", "training loss", True), ("grad_norm", "grad global norm (raw)", True),
-              ("param_norm", "param global norm", True), ("train_loss", "training loss, early steps", False),
-              ("grad_norm", "grad norm, early steps", False), ("eval", "val top-1", None)]
+              ("param_change", "param norm - param norm(step 1)", True),
+              ("train_loss", "training loss, early steps", False), ("grad_norm", "grad norm, early steps", False),
+              ("eval", "val top-1", None) if has_eval else
+              ("param_change", "param norm - param norm(step 1), early steps", False)]
+    if a.param_norm is not None and b.param_norm is not None:
+        a.param_change = a.param_norm - a.param_norm[:, :1]
+        b.param_change = b.param_norm - b.param_norm[:, :1]
+    else:
+        a.param_change = b.param_change = None
     fig, axes = plt.subplots(2, 3, figsize=(14, 7.5))
     for ax, (q, label, windowed) in zip(axes.ravel(), panels):
         if q == "eval":
@@ -56,15 +64,15 @@ def overlay(ours: Curves, ref: Curves, comparison: Comparison, out: str | Path, 
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
-        elif q == "eval":
-            ax.text(0.5, 0.5, "no eval inside the compared updates", ha="center", va="center",
-                    transform=ax.transAxes)
-    verdict = "EQUIVALENT" if comparison.equivalent else f"NOT EQUIVALENT (failed: {', '.join(comparison.failed)})"
+    failed = ", ".join(comparison.failed)
+    if len(failed) > 90:
+        failed = failed[:87] + "..."
+    verdict = "EQUIVALENT" if comparison.equivalent else f"NOT EQUIVALENT (failed: {failed})"
     fig.suptitle(f"{title or comparison.variant}: {verdict}\n{ours.k} torch vs {ref.k} big_vision seeds, "
                  f"{n} updates; bands = mean +- SD across seeds", fontsize=11)
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=90)
+    fig.savefig(out, dpi=72)
     plt.close(fig)
     return out
