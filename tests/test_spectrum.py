@@ -157,7 +157,8 @@ def test_cli_writes_spectrum_and_histogram_pngs(tmp_path):
 
 def test_cli_errors_are_clear(tmp_path, capsys):
     assert cli.main(["spectrum", "--n", "12", "--out", str(tmp_path / "o"), "--fixtures", str(tmp_path / "none")]) == 2
-    assert "no randaug_spectrum fixtures" in capsys.readouterr().err
+    err = capsys.readouterr().err   # a store without a manifest: the store's one-line error naming it and the fix
+    assert err.startswith("parity spectrum: ") and "manifest.json: manifest not found" in err and err.count("\n") == 1
     if FixtureStore().files("randaug_spectrum"):
         assert cli.main(["spectrum", "--n", "12", "--magnitude", "7", "--out", str(tmp_path / "o")]) == 2
         assert "no big_vision spectrum recorded for magnitude [7]" in capsys.readouterr().err
