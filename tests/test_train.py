@@ -38,7 +38,10 @@ def tiny_cfg(**extra):
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     """train/ and val/ with 4 colour classes (JPEG and PNG files, noisy, 20..28 px)."""
-    root = tmp_path_factory.mktemp("imagefolder")
+    return _make_folder(tmp_path_factory.mktemp("imagefolder"))
+
+
+def _make_folder(root, **jpeg_kw):
     rng = np.random.default_rng(0)
     for split, n in (("train", 12), ("val", 4)):
         for c, col in enumerate(COLOURS):
@@ -48,7 +51,8 @@ def folder(tmp_path_factory):
                 h, w = rng.integers(20, 29, size=2)
                 img = np.clip(np.array(col)[None, None] + rng.normal(0, 30, (h, w, 3)), 0, 255).astype(np.uint8)
                 fmt = "PNG" if j % 4 == 3 else "JPEG"
-                Image.fromarray(img).save(d / f"{split}_{c}_{j}.{'png' if fmt == 'PNG' else 'JPEG'}", format=fmt)
+                Image.fromarray(img).save(d / f"{split}_{c}_{j}.{'png' if fmt == 'PNG' else 'JPEG'}", format=fmt,
+                                          **(jpeg_kw if fmt == "JPEG" else {}))
     return root
 
 
@@ -221,13 +225,17 @@ def test_device_augment_randaug_resumes_bit_identically(folder, tmp_path):
     assert [res.losses[s] for s in range(3, 7)] == [full.losses[s] for s in range(3, 7)]
 
 
-def test_device_decode_with_an_exact_decoder_equals_the_loader_path(folder, tmp_path, monkeypatch):
+def test_device_decode_with_an_exact_decoder_equals_the_loader_path(tmp_path, monkeypatch):
     """runtime.device_decode: the workers ship (jpeg, box, flip) for JPEGs (PNGs are decoded there); with
     the decoder swapped for big_vision's (the fast-DCT CPU decode) the trajectory is bit-identical to the
-    exact loader path, so only the decoder itself differs (nvjpeg on CUDA, torchvision's CPU decode here)."""
+    exact loader path, so only the decoder itself differs (nvjpeg on CUDA, torchvision's CPU decode here).
+    The JPEGs are 4:4:4: the loader decodes only the crop window (decode_and_crop_jpeg), the device path
+    whole images then the window, and only without chroma subsampling are the two the same pixels (on
+    4:2:0 the window's edge columns are upsampled differently, see docs/preprocessing.md)."""
     import torchvision.io as tio
 
     from torch_impl.pp import jpeg as FP
+    folder = _make_folder(tmp_path / "data444", subsampling=0, quality=90)
     base = {"total_steps": 4, "evals.val.log_steps": 0, "evals.minival.log_steps": 0,
             "input.pp.randaug_magnitude": 10, "runtime.device_augment": True}
     ref = train(tiny_cfg(**base), folder_splits(tiny_cfg(**base), folder), tmp_path / "r", echo=_quiet)
