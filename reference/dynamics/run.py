@@ -208,6 +208,10 @@ def provenance(recipe: dict, data: Path, data_digest: str | None, classes: list[
         "recipe_sha256": recipe_digest(recipe),
         "cpu": cpu_info(),
         "env": env,
+        # In the parity.store format; the seed processes ran with the variable pinned to 0 (their log has no
+        # "oneDNN custom operations are on" line).
+        "onednn": {"TF_ENABLE_ONEDNN_OPTS": env.get("TF_ENABLE_ONEDNN_OPTS"),
+                   "mode": "off" if env.get("TF_ENABLE_ONEDNN_OPTS") == "0" else "unknown"},
         "data": {"path": str(data), "sha256": data_digest, "classes": classes},
         "seconds_per_seed": {str(r["seed"]): round(r["wall_s"], 1) for r in recs},
         "trainer": "big_vision/train.py, unchanged, via reference.dynamics.launch",
