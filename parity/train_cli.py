@@ -104,7 +104,8 @@ def run_gate(families: list[str] | None = None, *, fixtures: str | None = None, 
     A check or family that raises counts as a failing row carrying the error, it does not abort the gate."""
     from parity import families as fam
     from parity.checks import CheckResult
-    from parity.store import FixtureStore
+    from parity.runner import collect
+    from parity.store import FixtureError, FixtureStore
     from tqdm import tqdm
     known = fam.names()
     names = list(families or known)
@@ -113,12 +114,15 @@ def run_gate(families: list[str] | None = None, *, fixtures: str | None = None, 
         raise SystemExit(f"parity train: unknown gate family {', '.join(unknown)}; known: {', '.join(known)}")
     store = FixtureStore(fixtures)
     results, checks = [], []
-    for name in names:
-        try:
-            checks.extend(c for c in fam.get(name).checks(store) if include_slow or not c.slow)
-        except Exception as e:  # noqa: BLE001 - FixtureError (missing/altered files) or a broken family
-            results.append(CheckResult(name, "fixtures", "checks collected", float("nan"), 0.0, False, False, False,
-                                       f"{type(e).__name__}: {e}"))
+    # runner.collect, as `parity check` does: a declared check that cannot be built (missing/damaged file,
+    # removed manifest entry) is a failing row, so the gate cannot pass on a partial store either.
+    try:
+        collected = collect(store, names)
+    except FixtureError as e:   # no readable manifest: nothing to gate on is a failure, not a pass
+        collected = []
+        results.append(CheckResult("fixtures", "manifest", "checks collected", float("nan"), 0.0, False, False,
+                                   False, str(e)))
+    checks.extend(c for c in collected if include_slow or not c.slow)
     show = sys.stderr.isatty() if progress is None else progress
     for c in tqdm(checks, desc="parity gate", unit="check", disable=not show, leave=False):
         try:

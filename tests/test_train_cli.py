@@ -113,3 +113,26 @@ def test_gate_pass_then_train_and_resume_through_the_cli(folder, tmp_path, capsy
     assert cli.main(args + ["--resume", "--set", "total_steps=4"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["steps"] == 4
+
+
+def test_gate_fails_on_a_partial_store(tmp_path):
+    """The gate collects like `parity check` (runner.collect): a declared fixture that is missing is a failing
+    row, never a family that silently shrinks to what is left."""
+    import shutil
+
+    from parity.store import FixtureStore
+    from parity.train_cli import run_gate
+    src = FixtureStore().root
+    store = tmp_path / "fixtures"
+    shutil.copytree(src, store)
+    ok, full = run_gate(["vit_forward"], fixtures=str(store), progress=False)
+    assert ok and full
+    victim = sorted((store / "vit_forward").glob("*.npz"))[0]
+    victim.unlink()                                    # the file AND its manifest entry: a store that shrank
+    manifest = json.loads((store / "manifest.json").read_text())
+    del manifest["files"][f"vit_forward/{victim.name}"]
+    (store / "manifest.json").write_text(json.dumps(manifest))
+    ok, partial = run_gate(["vit_forward"], fixtures=str(store), progress=False)
+    assert not ok
+    bad = [r for r in partial if not r.ok]
+    assert bad and any(victim.name in r.detail or victim.stem in r.case for r in bad), bad[:3]
