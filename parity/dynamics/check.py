@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -164,7 +165,7 @@ def cached_curves(recipe: dict, data, workdir, variant: str, steps: int, *, seed
                 try:
                     with np.load(d / "run.npz", allow_pickle=False) as z:
                         src = json.loads(str(z["key"][()]))["source"]
-                except Exception:  # noqa: BLE001
+                except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # unreadable cache entry: skip it
                     continue
                 run = _cached(base, seed, steps, {**key, "source": src})
                 if run is not None:

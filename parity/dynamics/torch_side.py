@@ -17,6 +17,7 @@ import json
 import math
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -171,7 +172,7 @@ def _cached(base: Path, seed: int, steps: int, key: dict) -> dict | None:
                 cached = {k: z[k] for k in z.files}
             if json.loads(str(cached["key"][()])) != {**key, "steps": n}:
                 continue
-        except Exception:  # noqa: BLE001 - unreadable cache: ignore it (the run is redone)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # unreadable cache: the run is redone
             continue
         run = _from_npz(cached)
         if n > steps:
