@@ -323,26 +323,11 @@ def checks(store, device: str = "cpu") -> list[Check]:
                   _batched_crop_check(store, rel, device), internal=True),
         ]
     ra_files = store.files("randaug_ops")
-    for rel in ra_files:
-        img = rel.rsplit("/", 1)[1][:-4]
-        out.append(Check(NAME, f"batched_randaugment[{img}]{at}", "max |diff|", 0.0,
-                         _randaug_batch_check(store, rel, device=device), slow=True))
-        if device == "cpu":
-            from torch_impl import numba_kernels as NK
-            for backend in (("numba", "numpy") if NK.available() else ("numpy",)):
-                out.append(Check(NAME, f"fast_apply_op[{img}]:{backend}_kernels", "max |diff|", 0.0,
-                                 _fast_ops_check(store, rel, backend=backend)))
-    # Levels above 10 (big_vision's randaug(2, 15) / (2, 20)): Posterize's wrapped shift, Solarize's wrapped
-    # threshold, rotations past 30 degrees, through every backend.
-    for rel in store.files("randaug_high_levels"):
-        img = rel.rsplit("/", 1)[1][:-4]
-        out.append(Check(NAME, f"batched_randaugment_high_levels[{img}]{at}", "max |diff|", 0.0,
-                         _randaug_batch_check(store, rel, device=device), slow=True))
-        if device == "cpu":
-            from torch_impl import numba_kernels as NK
-            for backend in (("numba", "numpy") if NK.available() else ("numpy",)):
-                out.append(Check(NAME, f"fast_apply_op_high_levels[{img}]:{backend}_kernels", "max |diff|", 0.0,
-                                 _fast_ops_check(store, rel, backend=backend)))
+    # Levels above 10 (randaug_high_levels: big_vision's randaug(2, 15) / (2, 20)): Posterize's wrapped shift,
+    # Solarize's wrapped threshold, rotations past 30 degrees, through every backend like levels 0..10.
+    for family, suffix in (("randaug_ops", ""), ("randaug_high_levels", "_high_levels")):
+        for rel in store.files(family):
+            out += _backend_checks(store, rel, suffix, device)
     if device == "cpu":
         out += _window_checks(store)
     if ra_files:
@@ -358,4 +343,18 @@ def checks(store, device: str = "cpu") -> list[Check]:
             img = rel.rsplit("/", 1)[1][:-4]
             out.append(Check(NAME, f"fast_apply_op[{img}]:fixed_contrast", "max |diff|", 0.0,
                              _fast_ops_check(store, rel, backend="numpy", contrast="fixed"), negative=True))
+    return out
+
+
+def _backend_checks(store, rel: str, suffix: str, device: str) -> list[Check]:
+    """One recorded RandAugment file through the batched path and (on CPU) each fast-path kernel backend."""
+    img = rel.rsplit("/", 1)[1][:-4]
+    at = device_tag(device)
+    out = [Check(NAME, f"batched_randaugment{suffix}[{img}]{at}", "max |diff|", 0.0,
+                 _randaug_batch_check(store, rel, device=device), slow=True)]
+    if device == "cpu":
+        from torch_impl import numba_kernels as NK
+        for backend in (("numba", "numpy") if NK.available() else ("numpy",)):
+            out.append(Check(NAME, f"fast_apply_op{suffix}[{img}]:{backend}_kernels", "max |diff|", 0.0,
+                             _fast_ops_check(store, rel, backend=backend)))
     return out
