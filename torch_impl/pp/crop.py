@@ -62,6 +62,17 @@ def _check_ranges(height, width, area_range, aspect_ratio_range, max_attempts):
         raise ValueError(f"inception crop: max_attempts must be positive, got {max_attempts}")
 
 
+def _tf_constants(H: int, W: int, area_range, aspect_ratio_range):
+    """The float32 constants both samplers draw against, in TF's arithmetic: (min_rel, max_rel, r_lo, r_hi,
+    min_area, max_area, eps). Areas are float32 products in TF's order, relative_area * width * height;
+    TF's kEps is a float constant used in double arithmetic."""
+    f32 = np.float32
+    min_rel, max_rel = f32(area_range[0]), f32(area_range[1])
+    r_lo, r_hi = f32(aspect_ratio_range[0]), f32(aspect_ratio_range[1])
+    return (min_rel, max_rel, r_lo, r_hi, min_rel * f32(W) * f32(H), max_rel * f32(W) * f32(H),
+            float(f32(1e-7)))
+
+
 def sample_inception_boxes(height: int, width: int, n: int, *, area_range: Sequence[float] = (0.05, 1.0),
                            aspect_ratio_range: Sequence[float] = BIG_VISION_ASPECT_RATIO_RANGE,
                            max_attempts: int = TF_MAX_ATTEMPTS,
@@ -70,12 +81,7 @@ def sample_inception_boxes(height: int, width: int, n: int, *, area_range: Seque
     _check_ranges(height, width, area_range, aspect_ratio_range, max_attempts)
     H, W = int(height), int(width)
     f32 = np.float32
-    min_rel, max_rel = f32(area_range[0]), f32(area_range[1])
-    r_lo, r_hi = f32(aspect_ratio_range[0]), f32(aspect_ratio_range[1])
-    # float32 products in TF's order: relative_area * width * height
-    min_area = min_rel * f32(W) * f32(H)
-    max_area = max_rel * f32(W) * f32(H)
-    eps = float(f32(1e-7))  # TF's kEps is a float constant used in double arithmetic
+    min_rel, max_rel, r_lo, r_hi, min_area, max_area, eps = _tf_constants(H, W, area_range, aspect_ratio_range)
 
     boxes = np.tile(np.array([0, 0, H, W], np.int64), (n, 1))  # the fallback: the whole image
     pending = np.arange(n)
@@ -144,13 +150,9 @@ def sample_inception_box1(height: int, width: int, area_range=(0.05, 1.0), aspec
     version for a single box. Arguments are assumed checked (FastTrainPipeline checks them once)."""
     H, W = int(height), int(width)
     f32 = np.float32
-    min_rel, max_rel = f32(area_range[0]), f32(area_range[1])
-    r_lo, r_hi = f32(aspect_ratio_range[0]), f32(aspect_ratio_range[1])
-    min_area = min_rel * f32(W) * f32(H)
-    max_area = max_rel * f32(W) * f32(H)
+    min_rel, max_rel, r_lo, r_hi, min_area, max_area, eps = _tf_constants(H, W, area_range, aspect_ratio_range)
     if min_rel > max_rel:
         return 0, 0, H, W
-    eps = float(f32(1e-7))
     for _ in range(int(max_attempts)):
         u = torch.rand((1,), dtype=torch.float32, generator=generator).numpy()[0]
         ratio = u * (r_hi - r_lo) + r_lo
