@@ -141,7 +141,14 @@ def cmd_fixtures(args) -> int:
         written = generate_family(n, store, onednn=args.onednn)
         print(f"parity: {n}: wrote {len(written)} file(s) into {store.root}")
     for n in names:  # after all of them: a family may build checks from another's files (fast_paths)
-        decl = runner.declare(store, n)
+        try:
+            decl = runner.declare(store, n)
+        except FixtureError as e:   # e.g. the manifest lists other families' files that are not in this folder
+            first = str(e).splitlines()[:2]
+            print(f"parity: {n}: files written, but its checks cannot be declared: {' '.join(first)} "
+                  f"(generate into a complete store, or restore the missing files, then run "
+                  f"`parity fixtures census --family {n}`)", file=sys.stderr)
+            return 1
         print(f"parity: {n}: declared {sum(map(len, (decl['checks'], decl['controls'], decl['internal'])))} checks")
     return 0
 

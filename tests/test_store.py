@@ -250,3 +250,20 @@ def test_cli_check_on_an_empty_store_fails(tmp_path):
 def test_cli_rejects_unknown_family():
     out = _parity("check", "--family", "no_such_family")
     assert out.returncode != 0 and "unknown family no_such_family" in out.stderr
+
+
+def test_generate_into_an_incomplete_store_is_one_line_not_a_traceback(tmp_path, monkeypatch, capsys):
+    """`parity fixtures generate` writes the family, then cannot declare its checks when the manifest lists
+    files this folder lacks: one clear line naming the missing file and the fix, exit 1."""
+    import shutil
+
+    import parity.cli as cli
+    import parity.generate
+    from parity.store import FixtureStore
+    shutil.copy(FixtureStore().manifest_path, tmp_path / "manifest.json")
+    monkeypatch.setattr(cli, "_big_vision_or_exit", lambda: None)
+    monkeypatch.setattr(parity.generate, "generate_family", lambda n, store, onednn=None: [])
+    rc = cli.main(["fixtures", "generate", "--family", "vit_forward", "--fixtures", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 1 and "Traceback" not in err
+    assert "cannot be declared" in err and "fixture file is missing" in err and "census --family vit_forward" in err
