@@ -204,6 +204,60 @@ def test_numpy_resize_equals_torch_resize_on_many_crops(backend):
                 assert torch.equal(got, ref), (h, w, flip, size)
 
 
+def test_kernel_axis_tables_equal_axis_table():
+    # The numba resize computes TF's bilinear tables itself (no Python-level cache lookup per crop size);
+    # they must be _axis_table's, bit for bit, for every crop side a 2048-px image can give.
+    NK = pytest.importorskip("torch_impl.pp.backends.numba")
+    if not NK.available():
+        pytest.skip("numba not installed")
+    for out_size in (224, 29, 384, 1):
+        for in_size in range(1, 2049):
+            for flip in (False, True):
+                lo, up = np.empty(out_size, np.int64), np.empty(out_size, np.int64)
+                lerp = np.empty(out_size, np.float32)
+                NK._axis_kernel(in_size, out_size, flip, lo, up, lerp)
+                ref_lo, ref_up, ref_lerp = (t.numpy() for t in R._axis_table(in_size, out_size, flip))
+                assert np.array_equal(lo, ref_lo) and np.array_equal(up, ref_up), (in_size, out_size, flip)
+                assert np.array_equal(lerp.view(np.int32), ref_lerp.view(np.int32)), (in_size, out_size, flip)
+
+
+def _bits(x: torch.Tensor) -> torch.Tensor:
+    return x.contiguous().view(torch.int32)
+
+
+def test_resize_with_fused_value_range_equals_resize_then_value_range(backend):
+    # value_range(-1, 1) fused into the resize's last pass (the pipeline without RandAugment) must give the
+    # bits of big_vision's two ops in sequence: resize -> uint8, then value_range (tf_math.value_range).
+    g = torch.Generator().manual_seed(11)
+    img = torch.randint(0, 256, (3, 500, 520), generator=g, dtype=torch.uint8)
+    img[:, :16, :16] = torch.arange(256, dtype=torch.uint8).view(16, 16)      # every value, at least once
+    hwc = img.permute(1, 2, 0).numpy()
+    shapes = [(500, 520), (448, 448), (16, 16), (1, 1), (2, 3), (224, 224), (31, 470)]
+    shapes += [tuple(int(v) for v in torch.randint(1, 500, (2,), generator=g)) for _ in range(8)]
+    for (h, w) in shapes:
+        for flip in (False, True):
+            for size in ((224, 224), (29, 41)):
+                u8 = FP._resize_hwc(hwc[:h, :w], *size, flip)
+                fused = FP._resize_hwc(hwc[:h, :w], *size, flip, value_range=True)
+                assert fused.dtype == torch.float32 and fused.shape == (3, *size)
+                assert torch.equal(_bits(fused), _bits(T.value_range(u8, -1, 1))), (h, w, flip, size)
+
+
+def test_fast_train_pipeline_without_randaug_matches_reference_path(jpegs, backend):
+    from torch_impl.pp.crop import sample_inception_box
+    data = jpegs["rocket"]
+    pipe = FastTrainPipeline(224, randaug=None, generator=torch.Generator().manual_seed(9))
+    g = torch.Generator().manual_seed(9)
+    for _ in range(6):
+        ours = pipe(data)
+        box = sample_inception_box(375, 500, generator=g)
+        flip = bool(torch.randint(0, 2, (1,), generator=g))
+        x = R.resize(J.decode_crop_jpeg(data, box), 224)
+        ref = T.value_range(x.flip(-1) if flip else x, -1, 1)
+        assert ours.dtype == torch.float32 and ours.shape == (3, 224, 224)
+        assert torch.equal(_bits(ours), _bits(ref))
+
+
 def test_batched_crop_resize_equals_single_image():
     g = torch.Generator().manual_seed(4)
     x = torch.randint(0, 256, (5, 3, 100, 120), generator=g, dtype=torch.uint8)

@@ -35,7 +35,7 @@ from torch_impl.pp import randaug as A
 from torch_impl.pp.backends import numba as _nk
 from torch_impl.pp.jpeg import decode_crop_hwc
 from torch_impl.pp.geometry import projective_tables
-from torch_impl.pp.resize import _kernel_tables, _numpy_tables
+from torch_impl.pp.resize import _numpy_tables
 
 
 __all__ = ["blend", "brightness", "contrast_constant", "autocontrast", "color", "sharpness", "equalize",
@@ -268,17 +268,19 @@ def solarize_add(x: np.ndarray, addition: int) -> np.ndarray:
     return added
 
 
-def _resize_hwc(crop: np.ndarray, oh: int, ow: int, flip: bool) -> torch.Tensor:
-    """resize_bilinear_tf of an (h, w, 3) uint8 numpy crop (any strides) -> uint8 (3, oh, ow) tensor.
+def _resize_hwc(crop: np.ndarray, oh: int, ow: int, flip: bool, value_range: bool = False) -> torch.Tensor:
+    """resize_bilinear_tf of an (h, w, 3) uint8 numpy crop (any strides) -> uint8 (3, oh, ow) tensor; with
+    ``value_range``, big_vision's value_range(-1, 1) of it (float32, the bits of :func:`to_value_range`).
 
     On one core, gathering single bytes along a row (np.take on the last axis) costs ~0.5-1 ns per element
     while copying whole rows is nearly free, so every gather here is a row gather: the crop is transposed to
     (3, w, h) (columns become rows) for the horizontal taps, and the (3, ow, h) float32 result is
     transposed back to (3, h, ow) for the vertical taps. The float32 arithmetic is TF's, in TF's order.
-    With numba, one compiled loop (``numba_kernels.resize_hwc``, same arithmetic) does it all instead."""
+    With numba, one compiled loop (``backends.numba.resize_tf``, same arithmetic, value_range fused into
+    its last pass) does it all instead."""
     h, w = crop.shape[:2]
     if _nk.enabled():
-        return torch.from_numpy(_nk.resize_hwc(crop, _kernel_tables(h, w, oh, ow, flip)))
+        return torch.from_numpy(_nk.resize_tf(crop, oh, ow, flip, value_range))
     ly, uy, wy, lxux, wx, lyuy = _numpy_tables(h, w, oh, ow, flip)
     # Horizontal lerp on whichever is fewer: the crop's rows, or the 2*oh rows the output reads.
     few_rows = h <= 2 * oh
@@ -301,7 +303,8 @@ def _resize_hwc(crop: np.ndarray, oh: int, ow: int, flip: bool) -> torch.Tensor:
     out += top
     # big_vision's clip + truncating cast (numpy's float32 -> uint8 cast truncates too).
     np.clip(out, np.float32(0.0), np.float32(255.0), out=out)
-    return torch.from_numpy(out.astype(np.uint8))
+    img = torch.from_numpy(out.astype(np.uint8))
+    return to_value_range(img) if value_range else img
 
 
 _scratch_local = threading.local()
@@ -318,14 +321,15 @@ def _scratch(h: int, w: int) -> np.ndarray:
 
 
 def crop_resize_flip(data: bytes, box: Sequence[int], size: int = 224, *, flip: bool = False,
-                     fast_dct: bool = True, path=None, exact: bool = True) -> torch.Tensor:
+                     fast_dct: bool = True, path=None, exact: bool = True, value_range: bool = False) -> torch.Tensor:
     """decode_and_crop_jpeg(box) -> resize(size) -> (optional) flip_lr, as uint8 (3, size, size). The decode
     is TF's crop-window decode (:func:`torch_impl.pp.jpeg.decode_crop_hwc`: same pixels, same verdict on
-    truncated files, ``ImageDecodeError`` naming ``path``)."""
+    truncated files, ``ImageDecodeError`` naming ``path``). ``value_range=True`` goes on to big_vision's
+    value_range(-1, 1) in the resize's last pass: float32, the bits of ``to_value_range`` of the uint8 image."""
     bh, bw = int(box[2]), int(box[3])
     crop = decode_crop_hwc(data, box, fast_dct=fast_dct, path=path, exact=exact,
                            out=_scratch(bh, bw) if bh > 0 and bw > 0 else None)
-    return _resize_hwc(crop, size, size, flip)
+    return _resize_hwc(crop, size, size, flip, value_range)
 
 
 def to_value_range(image: torch.Tensor, vmin: float = -1.0, vmax: float = 1.0) -> torch.Tensor:
