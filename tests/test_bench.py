@@ -27,10 +27,11 @@ def test_bench_pipeline_tiny(no_pinning, capsys, tmp_path):
                       "--json", str(out)])
     text = capsys.readouterr().out
     assert rc == 0
-    for name in ("fast (ours)", "reference path (ours)", "torchvision v2", "x vs torchvision v2"):
+    for name in ("fast (ours)", "reference path (ours)", "torchvision v2", "x vs torchvision v2", "CPU ms/item"):
         assert name in text
     data = json.loads(out.read_text())
     assert data["randaug"] and all(len(v) == 1 and v[0] > 0 for v in data["series"].values())
+    assert set(data["cpu_ms"]) == set(data["series"]) and all(v[0] > 0 for v in data["cpu_ms"].values())
 
 
 def test_bench_pipeline_rejects_unknown_contender(no_pinning):
@@ -81,11 +82,13 @@ def test_bench_big_vision_pipeline_tiny(big_vision_env):
     from parity import photos
     from parity.bench import pipeline
     jpegs = list(photos.imagenet_like_jpegs().values())
-    rates = pipeline.big_vision(jpegs, n=32, repeats=1, warmup=0, core=None, randaug=True)
-    assert len(rates) == 1 and rates[0] > 0
+    rates, cpu_ms = pipeline.big_vision(jpegs, n=32, repeats=1, warmup=0, core=None, randaug=True)
+    assert len(rates) == 1 and rates[0] > 0 and len(cpu_ms) == 1 and cpu_ms[0] > 0
     server = pipeline.BigVisionServer(jpegs, n=8, warmup=0, core=None, randaug=False)  # interleaved mode
     try:
-        assert server.run() > 0 and server.run() > 0
+        for _ in range(2):
+            rate, cpu = server.run()
+            assert rate > 0 and cpu > 0
     finally:
         server.close()
     assert server.proc.returncode == 0

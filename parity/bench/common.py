@@ -51,11 +51,23 @@ def rate(fn: Callable[[int], None], n: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
+def timed(fn: Callable[[int], None], n: int) -> tuple[float, float]:
+    """``fn(i)`` over i = 0..n-1: (items per wall-clock second, CPU milliseconds per item). The CPU time is
+    the process's (``time.process_time``: every thread, all pinned to the one core), which other jobs on a
+    shared machine disturb far less than the wall clock."""
+    c0, t0 = time.process_time(), time.perf_counter()
+    for i in range(n):
+        fn(i)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return n / wall, cpu * 1e3 / n
+
+
 @dataclass
 class Series:
     name: str
     rates: list[float] = field(default_factory=list)
     note: str = ""
+    cpu_ms: list[float] = field(default_factory=list)   # CPU ms per item, per repeat (where measured)
 
     @property
     def median(self) -> float:
@@ -90,6 +102,25 @@ def table(series: dict[str, Series], *, unit: str = "img/s", baselines: tuple[st
             if b in series:
                 base = series[b].median
                 row.append(f"{s.median / base:.2f}" if base and base == base else "-")
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def cpu_table(series: dict[str, Series], *, baselines: tuple[str, ...] = ()) -> str:
+    """CPU milliseconds per item (median over repeats, min-max) and the speed ratio against each baseline
+    (baseline's CPU time / this one's: > 1 is faster), for the series that recorded CPU time."""
+    names = [k for k in series if series[k].cpu_ms]
+    bases = [b for b in baselines if b in names]
+    head = ["contender", "CPU ms/item (median)", "min-max"] + [f"speed x vs {b}" for b in bases]
+    rows = [head]
+    for k in names:
+        c = series[k].cpu_ms
+        med = statistics.median(c)
+        row = [k, f"{med:.3f}", f"{min(c):.3f}-{max(c):.3f}"]
+        row += [f"{statistics.median(series[b].cpu_ms) / med:.2f}" for b in bases]
         rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]

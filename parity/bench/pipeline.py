@@ -136,8 +136,10 @@ def _pp(randaug: bool) -> str:
     return DEFAULT_PP if randaug else DEFAULT_PP.replace("|randaug(2,10)", "")
 
 
-def big_vision(jpegs: list[bytes], *, n: int, repeats: int, warmup: int, core, randaug: bool) -> list[float]:
-    """Run reference/bench_pipeline.py in its own process on the same JPEG files; returns img/s per repeat."""
+def big_vision(jpegs: list[bytes], *, n: int, repeats: int, warmup: int, core,
+               randaug: bool) -> tuple[list[float], list[float]]:
+    """Run reference/bench_pipeline.py in its own process on the same JPEG files; returns (img/s, CPU ms per
+    image) per repeat."""
     with tempfile.TemporaryDirectory(prefix="bench-jpegs-") as tmp:
         for i, data in enumerate(jpegs):
             Path(tmp, f"{i:03d}.jpg").write_bytes(data)
@@ -146,7 +148,8 @@ def big_vision(jpegs: list[bytes], *, n: int, repeats: int, warmup: int, core, r
     if proc.returncode != 0:
         raise RuntimeError(f"big_vision benchmark failed (exit {proc.returncode}): {' '.join(cmd)}\n"
                            + "\n".join(proc.stderr.strip().splitlines()[-15:]))
-    return json.loads(proc.stdout.strip().splitlines()[-1])["rates"]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out["rates"], out.get("cpu_ms", [])
 
 
 class BigVisionServer:
@@ -174,10 +177,12 @@ class BigVisionServer:
             raise RuntimeError(f"big_vision benchmark failed (exit {self.proc.returncode}): {' '.join(self._cmd)}\n{tail}")
         return json.loads(line)
 
-    def run(self) -> float:
+    def run(self) -> tuple[float, float | None]:
+        """One repeat: (img/s, CPU ms per image)."""
         self.proc.stdin.write("run\n")
         self.proc.stdin.flush()
-        return float(self._read()["rate"])
+        out = self._read()
+        return float(out["rate"]), out.get("cpu_ms")
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -212,9 +217,14 @@ def main(args) -> int:
             series["big_vision tf.data"] = common.Series("big_vision tf.data")
         for _ in range(args.repeats):
             for k, fn in runs.items():
-                series[k].rates.append(common.rate(fn, n))
+                rate, cpu_ms = common.timed(fn, n)
+                series[k].rates.append(rate)
+                series[k].cpu_ms.append(cpu_ms)
             if server is not None:
-                series["big_vision tf.data"].rates.append(server.run())
+                rate, cpu_ms = server.run()
+                series["big_vision tf.data"].rates.append(rate)
+                if cpu_ms is not None:
+                    series["big_vision tf.data"].cpu_ms.append(cpu_ms)
     finally:
         if server is not None:
             server.close()
@@ -222,12 +232,19 @@ def main(args) -> int:
         # Default: big_vision's pipeline with tf.data's default options (as big_vision runs it), timed in its
         # process right after the torch contenders (same run, core and images; a later time window).
         s = common.Series("big_vision tf.data")
-        s.rates = big_vision(jpegs, n=n, repeats=args.repeats, warmup=args.warmup, core=core, randaug=randaug)
+        s.rates, s.cpu_ms = big_vision(jpegs, n=n, repeats=args.repeats, warmup=args.warmup, core=core,
+                                       randaug=randaug)
         series[s.name] = s
     what = "decode + inception crop + flip" + (" + RandAugment(2, 10)" if randaug else "") + " + to float"
     print(common.header(f"input pipeline per core: {what}", core,
                         images=f"{len(jpegs)} JPEGs 500x375 q90, {n} per repeat, {args.repeats} repeats"))
     print(common.table(series, baselines=("torchvision v2", "big_vision tf.data")))
+    # CPU time per image of each process (all its threads on the pinned core): on a shared machine the
+    # wall-clock rates above swing with other jobs' load, the CPU time much less.
+    print("\nCPU time per image (time.process_time of each contender's process):")
+    print(common.cpu_table(series, baselines=("torchvision v2", "big_vision tf.data")))
     common.write_json(args.json, {"benchmark": "pipeline", "randaug": randaug, "core": core, "cpu": common.cpu_model(),
-                                  "series": {k: s.rates for k, s in series.items()}})
+                                  "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+                                  "series": {k: s.rates for k, s in series.items()},
+                                  "cpu_ms": {k: s.cpu_ms for k, s in series.items() if s.cpu_ms}})
     return 0
