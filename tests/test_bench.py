@@ -128,3 +128,4 @@ def test_bench_decode_reports_the_crop_window_decode_against_the_old_one(capsys)
                         "--no-big-vision"]) == 0
     out = capsys.readouterr().out
     assert "crop window (ours)" in out and "old: rows + slice (ours)" in out and "load average" in out
+    assert "CPU ms/item" in out

@@ -87,7 +87,9 @@ def interleaved(contenders: dict[str, Callable[[int], None]], n: int, repeats: i
             fn(i)
     for _ in range(repeats):
         for k, fn in contenders.items():
-            out[k].rates.append(rate(fn, n))
+            r, cpu_ms = timed(fn, n)
+            out[k].rates.append(r)
+            out[k].cpu_ms.append(cpu_ms)
     return out
 
 

@@ -43,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", default=None)
 
 
-def _big_vision(jpegs, *, n, repeats, core) -> list[float]:
+def _big_vision(jpegs, *, n, repeats, core) -> tuple[list[float], list[float]]:
     from parity.bench.pipeline import BATCH, _reference_cmd
     with tempfile.TemporaryDirectory(prefix="bench-jpegs-") as tmp:
         for i, data in enumerate(jpegs):
@@ -55,7 +55,8 @@ def _big_vision(jpegs, *, n, repeats, core) -> list[float]:
     if proc.returncode != 0:
         raise RuntimeError(f"big_vision decode benchmark failed (exit {proc.returncode}):\n"
                            + "\n".join(proc.stderr.strip().splitlines()[-15:]))
-    return json.loads(proc.stdout.strip().splitlines()[-1])["rates"]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out["rates"], out.get("cpu_ms", [])
 
 
 def main(args) -> int:
@@ -100,7 +101,7 @@ def main(args) -> int:
     series = common.interleaved(cpu_runs, args.n, args.repeats, warmup=8)
     if big_vision_dir() and not args.no_big_vision:
         s = common.Series("big_vision tf.data")
-        s.rates = _big_vision(jpegs, n=args.n, repeats=args.repeats, core=core)
+        s.rates, s.cpu_ms = _big_vision(jpegs, n=args.n, repeats=args.repeats, core=core)
         series[s.name] = s
     diffs = {}
     if args.device != "cpu":
@@ -136,10 +137,14 @@ def main(args) -> int:
                                       else f"UNAVAILABLE ({st.reason}): the crop rows show the fallback")))
     base = ("big_vision tf.data",) if "big_vision tf.data" in series else ()
     print(common.table(series, baselines=("old: rows + slice (ours)",) + base))
+    print("\nCPU time per image (time.process_time of each contender's pinned process; the device row has none):")
+    print(common.cpu_table(series, baselines=("old: rows + slice (ours)",) + base))
     for k, v in diffs.items():
         print(f"pixel difference of {k} from big_vision's decode: max {v['max']}, mean {v['mean']:.3f}, "
               f"{v['frac_nonzero']:.1%} of values differ")
     common.write_json(args.json, {"benchmark": "decode", "series": {k: s.rates for k, s in series.items()},
                                   "diffs": diffs, "cpu": common.cpu_model(), "core": core,
-                                  "crop_decoder": st.as_dict()})
+                                  "crop_decoder": st.as_dict(),
+                                  "cpu_ms": {k: s.cpu_ms for k, s in series.items() if s.cpu_ms},
+                                  "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None})
     return 0
