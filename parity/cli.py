@@ -57,7 +57,11 @@ def cmd_check(args) -> int:
         store = FixtureStore(tmp.name)
         for n in names:
             print(f"parity: generating {n} live with big_vision ...", file=sys.stderr)
-            generate_family(n, store, onednn=args.onednn)
+            try:
+                generate_family(n, store, onednn=args.onednn)
+            except FixtureError as e:
+                print(f"parity: {n}: {e}", file=sys.stderr)
+                return 1
         runner.adopt_declarations(store, FixtureStore(args.fixtures), names)
     else:
         store = FixtureStore(args.fixtures)
@@ -138,7 +142,11 @@ def cmd_fixtures(args) -> int:
     from parity import runner
     names = _families(args.family)
     for n in names:
-        written = generate_family(n, store, onednn=args.onednn)
+        try:
+            written = generate_family(n, store, onednn=args.onednn)
+        except FixtureError as e:   # e.g. the dynamics reference program failed: its own messages are above
+            print(f"parity: {n}: {e}", file=sys.stderr)
+            return 1
         print(f"parity: {n}: wrote {len(written)} file(s) into {store.root}")
     for n in names:  # after all of them: a family may build checks from another's files (fast_paths)
         try:

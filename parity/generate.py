@@ -26,8 +26,13 @@ def onednn_mode(family: str, requested: str | None = None) -> str:
 
 
 def generate_family(family: str, store: FixtureStore, *, environ=None, onednn: str | None = None) -> list[str]:
-    """Regenerate one family into ``store`` (files + manifest entries); returns the written paths."""
+    """Regenerate one family into ``store`` (files + manifest entries); returns the written paths.
+
+    A family whose reference is a whole program rather than requests to the reference runner (the
+    ``dynamics`` family: big_vision's own train.py, K seeds) records itself through its ``generate``."""
     mod = families.get(family)
+    if callable(getattr(mod, "generate", None)):
+        return mod.generate(store, environ=environ, onednn=onednn_mode(family, onednn))
     requests = mod.make_requests()
     outputs, provenance = run_reference(family, requests, environ=environ, onednn=onednn_mode(family, onednn))
     files = {}

@@ -223,3 +223,26 @@ def test_full_dynamics_check(tmp_path):
     outcome = run_check(reference=load_reference(), workdir=workdir(), progress=False)
     write_report(outcome, tmp_path)
     assert outcome.ok, outcome.describe()
+
+
+def test_fixtures_generate_runs_the_reference_program(tmp_path, monkeypatch):
+    """`parity fixtures generate --family dynamics` (and `parity check --live`) record the reference by
+    running `python -m reference.dynamics` in its own process into the given store; a failing run is one
+    FixtureError naming the command, not a traceback; oneDNN on is refused (the reference pins it off)."""
+    import subprocess
+
+    from parity.generate import generate_family
+    from parity.store import FixtureError, FixtureStore
+    calls = []
+    monkeypatch.setattr("parity.dynamics.check.ensure_data", lambda recipe: tmp_path / "data")
+    monkeypatch.setattr(subprocess, "call", lambda cmd, **kw: calls.append((cmd, kw)) or 0)
+    store = FixtureStore(tmp_path / "store")
+    assert generate_family("dynamics", store) == ["dynamics/reference.npz"]
+    cmd, kw = calls[0]
+    assert cmd[1:3] == ["-m", "reference.dynamics"] and cmd[cmd.index("--store") + 1] == str(store.root)
+    assert cmd[cmd.index("--data") + 1] == str(tmp_path / "data") and "torch" not in " ".join(cmd)
+    monkeypatch.setattr(subprocess, "call", lambda cmd, **kw: 1)
+    with pytest.raises(FixtureError, match="exited with 1"):
+        generate_family("dynamics", store)
+    with pytest.raises(FixtureError, match="oneDNN off"):
+        generate_family("dynamics", store, onednn="on")

@@ -2,7 +2,9 @@
 
 A family module defines:
   NAME: str                      the family name (= module name, = fixtures/<NAME>/)
-  make_requests() -> {case: {array name: np.ndarray}}   the inputs the reference runs on
+  make_requests() -> {case: {array name: np.ndarray}}   the inputs the reference runs on, or instead
+  generate(store, *, environ, onednn) -> [paths]       a family whose reference is a whole program
+                                                       (dynamics: big_vision's train.py) records itself
   checks(store) -> list[Check]   positive checks and negative controls from a FixtureStore
   figures(store, results, outdir) -> list[Path]         optional, for the report
 """

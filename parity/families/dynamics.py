@@ -35,9 +35,40 @@ STATS = ("initial_loss", "lr_schedule", "early_loss_bands", "early_grad_norm_ban
          "early_param_norm_change_bands")
 
 
-def make_requests():
-    raise RuntimeError("the dynamics family is recorded by `python -m reference.dynamics` (big_vision's train.py, "
-                       "K seeds, ~1 h on 2 cores), not by `parity fixtures generate`")
+def reference_workdir() -> Path:
+    """Where `parity fixtures generate --family dynamics` keeps big_vision's per-seed runs (resumable)."""
+    return workdir().parent / "dynamics-reference"
+
+
+def generate(store, *, environ=None, onednn: str = "off") -> list[str]:
+    """Record the reference curves into ``store``: `python -m reference.dynamics` in its own process (it
+    runs big_vision's train.py once per seed; TF and JAX never share a process with torch), two seeds at
+    a time, resumable per seed under :func:`reference_workdir` (~30-60 CPU-minutes for K = 8 on 2 cores;
+    finished seeds are not rerun). The generated data set is made first (and sha256-checked) here."""
+    import subprocess
+    import sys
+
+    from parity.dynamics import load_recipe
+    from parity.dynamics.check import REFERENCE_FIXTURE, DynamicsError, ensure_data
+    from parity.store import FixtureError
+    if onednn != "off":
+        # launch pins TF_ENABLE_ONEDNN_OPTS=0 for every seed and records it in the provenance
+        raise FixtureError("the dynamics reference is recorded with oneDNN off (reference/dynamics pins it); "
+                           "drop --onednn on for this family")
+    try:
+        data = ensure_data(load_recipe())
+    except DynamicsError as e:
+        raise FixtureError(f"dynamics: {e}") from None
+    env = dict(os.environ if environ is None else environ)
+    root = Path(__file__).resolve().parents[2]
+    env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    cmd = [sys.executable, "-m", "reference.dynamics", "--data", str(data), "--out", str(reference_workdir()),
+           "--jobs", "2", "--store", str(store.root)]
+    rc = subprocess.call(cmd, env=env, cwd=str(root))
+    if rc:
+        raise FixtureError(f"dynamics: `{' '.join(cmd[1:])}` exited with {rc} (its messages are above); finished "
+                           f"seeds are kept in {reference_workdir()} and are not rerun")
+    return [REFERENCE_FIXTURE]
 
 
 def workdir() -> Path:
