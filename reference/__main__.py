@@ -8,6 +8,12 @@ on by default on some x86-64 CPUs (AVX-512 VNNI/BF16, AMX; its log says "oneDNN 
 and off on others, and oneDNN's depthwise convolution (big_vision's Sharpness) rounds differently from
 TF's own (Eigen) kernel. Pinning makes a fixture depend on the recorded mode, not on the CPU; the mode,
 the CPU model and flags and the library versions go into provenance.json (and the manifest).
+
+JAX/XLA (vit_init, vit_forward, optimizer) never reads TF_ENABLE_ONEDNN_OPTS; XLA:CPU's arithmetic is
+pinned separately, the same in both modes (``XLA_PINS``, recorded next to the oneDNN mode): on this
+project's CPU its code for an AVX-512 host and for an AVX2-only one (``--xla_cpu_max_isa=AVX2``) differ in
+427 of the 693 arrays of optimizer/trajectory, and multi-threaded vs single-threaded Eigen matmuls in 424
+(docs/portability.md).
 """
 from __future__ import annotations
 
@@ -32,8 +38,27 @@ def pin_onednn(mode: str) -> None:
     os.environ["TF_ENABLE_ONEDNN_OPTS"] = {"off": "0", "on": "1"}[mode]
 
 
+# XLA:CPU flags that make JAX's float arithmetic independent of the host CPU and its core count:
+# - max ISA AVX2: LLVM emits the same instructions on AVX-512 and AVX2-only x86-64 CPUs;
+# - single-threaded Eigen: the thread-pool contraction splits a matmul by the number of threads;
+# - no platform-dependent math (its own description: "at the expense of consistent results across CPUs");
+# - XLA's own oneDNN and XNNPACK off (oneDNN is off by default; XNNPACK picks microkernels per CPU at run
+#   time): neither changes a bit of the fixtures here, pinned so a jaxlib default cannot.
+XLA_PINS = ("--xla_cpu_max_isa=AVX2 --xla_cpu_multi_thread_eigen=false --xla_cpu_enable_platform_dependent_math=false "
+            "--xla_cpu_use_onednn=false --xla_cpu_experimental_onednn_custom_call=false --xla_cpu_use_xnnpack=false")
+
+
+def pin_xla() -> None:
+    """Append XLA_PINS to XLA_FLAGS (later flags win); must run before jax is imported."""
+    import os
+    if "jax" in sys.modules:
+        raise RuntimeError("reference: jax was imported before XLA's flags were pinned")
+    os.environ["XLA_FLAGS"] = " ".join(f for f in (os.environ.get("XLA_FLAGS", ""), XLA_PINS) if f)
+
+
 def cmd_generate(args) -> int:
     pin_onednn(args.onednn)
+    pin_xla()
     from reference import big_vision, generators
     try:
         bv = big_vision.load()
@@ -57,6 +82,7 @@ def cmd_generate(args) -> int:
 
 def cmd_info(args) -> int:
     pin_onednn(args.onednn)
+    pin_xla()
     from reference import big_vision
     try:
         bv = big_vision.load()

@@ -93,8 +93,10 @@ def cpu_info(path: str = "/proc/cpuinfo") -> dict[str, str]:
 
 
 def onednn_state() -> dict:
-    """TF_ENABLE_ONEDNN_OPTS as pinned, and whether the loaded TF actually runs its oneDNN kernels."""
-    state = {"TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset")}
+    """TF_ENABLE_ONEDNN_OPTS as pinned, whether the loaded TF actually runs its oneDNN kernels, and the
+    XLA_FLAGS that pin JAX's CPU arithmetic (XLA's own oneDNN switch among them)."""
+    state = {"TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset"),
+             "XLA_FLAGS": os.environ.get("XLA_FLAGS", "unset")}
     try:
         from tensorflow.python.util import _pywrap_util_port
         state["enabled"] = bool(_pywrap_util_port.IsMklEnabled())
