@@ -246,3 +246,34 @@ def test_fixtures_generate_runs_the_reference_program(tmp_path, monkeypatch):
         generate_family("dynamics", store)
     with pytest.raises(FixtureError, match="oneDNN off"):
         generate_family("dynamics", store, onednn="on")
+
+
+def test_parameter_groups_cover_the_model_and_compare_detects_a_shift():
+    """parity dynamics groups: every ViT parameter falls in one group by its big_vision name (the names the
+    reference's parameter tree has), each group is non-empty; compare_groups finds a shifted group and only it,
+    and refuses fewer than 2 runs per side."""
+    from parity.dynamics import groups as G
+    from torch_impl.model.convert import big_vision_names
+    from torch_impl.model.vit import ViT
+    model = ViT(10, variant="S/16", width=32, depth=2, mlp_dim=64, num_heads=2, head_zeroinit=True)
+    names = big_vision_names(model)
+    by_group = {}
+    for tname, bv in names.items():
+        by_group.setdefault(G.group_of(bv), []).append(bv)
+    assert set(by_group) == set(G.GROUPS)
+    assert sorted(by_group["head"]) == ["head/bias", "head/kernel"]
+    assert all(n.endswith("/scale") for n in by_group["layernorm_scale"])
+    assert by_group["embedding_kernel"] == ["embedding/kernel"]
+
+    rng = np.random.default_rng(0)
+
+    def run(shift):
+        r = {g: np.cumsum(rng.normal(0, 0.01, 30)) + 100 for g in G.GROUPS}
+        r["layernorm_scale"] = r["layernorm_scale"] + shift * np.arange(30)
+        r[G.LN_SUM] = rng.normal(0, 0.01, 30)
+        return r
+    rows = G.compare_groups([run(0.05) for _ in range(8)], [run(0.0) for _ in range(8)], [20])
+    big = {r["quantity"] for r in rows if abs(r["t"]) > 5}
+    assert big == {"layernorm_scale", "norm_change"}, rows
+    with pytest.raises(ValueError, match=">= 2 runs"):
+        G.compare_groups([run(0)], [run(0), run(0)], [5])

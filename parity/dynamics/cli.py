@@ -5,6 +5,9 @@
   parity dynamics check [--variant V ...] [--k K] [--steps N] --workdir W [--report DIR]
                                                       runs what is missing, compares, prints the verdict
   parity dynamics report --workdir W --out DIR        the same comparison from the cached runs only
+  parity dynamics groups [--k K] [--steps N] --workdir W
+                                                      where the parameter norm moves: per-group norms over the
+                                                      first N updates, both frameworks (needs BIG_VISION_DIR)
 
 The reference curves come from fixtures/dynamics/reference.npz (written by `python -m reference.dynamics`,
 which runs big_vision's train.py) or --reference FILE. Exit status of check/report: 0 when the correct
@@ -58,6 +61,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             p.add_argument("--fresh", action="store_true", help="retrain even if cached runs match")
             p.add_argument("--num-workers", type=int, default=1, help="DataLoader workers per run")
 
+    p = sub.add_parser("groups", parents=[common],
+                       help="per-group parameter norms over the first updates, torch vs big_vision (diagnostic)")
+    p.add_argument("--k", type=int, default=16, help="seeds per side (default 16)")
+    p.add_argument("--steps", type=int, default=30, help="updates per run (default 30)")
+    p.add_argument("--at", default="10,20,30", help="updates to compare (comma-separated)")
+    p.add_argument("--fresh", action="store_true", help="rerun the torch seeds even if recorded")
+
+
+def _groups(recipe: dict, args) -> int:
+    """torch runs here, big_vision's in `python -m reference.dynamics.groups` (its own process), then the table."""
+    import os
+    import subprocess
+
+    import numpy as np
+
+    from parity.dynamics import check as C
+    from parity.dynamics import groups as G
+    from parity.preflight import check_big_vision_dir
+    check_big_vision_dir()
+    at = [int(x) for x in args.at.split(",") if x.strip()]
+    if not at or max(at) > args.steps or min(at) < 1:
+        return _err(f"--at {args.at!r}: updates between 1 and --steps {args.steps}")
+    data = C.ensure_data(recipe, args.data)
+    root = Path(args.workdir) / "groups"
+    tdir, rdir = root / "torch", root / "big_vision"
+    tdir.mkdir(parents=True, exist_ok=True)
+    for seed in range(args.k):
+        f = tdir / f"seed_{seed}.npz"
+        if args.fresh or not f.exists():
+            np.savez(f, **G.run_torch_seed(recipe, data, seed, args.steps))
+            print(f"parity dynamics groups: torch seed {seed} -> {f}", file=sys.stderr)
+    repo = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+    cmd = [sys.executable, "-m", "reference.dynamics.groups", "--data", str(data), "--out", str(rdir),
+           "--seeds", f"0-{args.k - 1}", "--steps", str(args.steps)] + (["--recipe", args.recipe] if args.recipe else [])
+    if subprocess.call(cmd, env=env, cwd=str(repo)):
+        return _err(f"`{' '.join(cmd[1:])}` failed (its message is above)")
+    ours, ref = G.load_runs(tdir), G.load_runs(rdir)
+    print(G.describe(G.compare_groups(ours, ref, at), len(ours), len(ref)))
+    return 0
+
 
 def _err(msg: str) -> int:
     print(f"parity dynamics: {msg}", file=sys.stderr)
@@ -68,12 +112,15 @@ def main(args) -> int:
     from parity.dynamics import check as C
     from parity.dynamics.curves import CurvesError
     from parity.dynamics.stats import StatsError
+    from parity.preflight import UsageError
     try:
         recipe = C.recipe_or_error(args.recipe)
         if args.action == "data":
             out = C.ensure_data(recipe, args.out or args.data)
             print(f"parity dynamics: data set ready and verified at {out}")
             return 0
+        if args.action == "groups":
+            return _groups(recipe, args)
         if args.action == "run-torch":
             from parity.dynamics.torch_side import run_torch
             data = C.ensure_data(recipe, args.data)
@@ -94,7 +141,7 @@ def main(args) -> int:
                               control_steps=args.control_steps, train=args.action == "check",
                               num_workers=getattr(args, "num_workers", 1), fresh=getattr(args, "fresh", False),
                               progress=sys.stderr.isatty())
-    except (C.DynamicsError, CurvesError, StatsError, ValueError) as e:
+    except (C.DynamicsError, CurvesError, StatsError, UsageError, ValueError) as e:
         return _err(str(e))
     print(outcome.describe())
     if args.report:
