@@ -277,3 +277,57 @@ def test_parameter_groups_cover_the_model_and_compare_detects_a_shift():
     assert big == {"layernorm_scale", "norm_change"}, rows
     with pytest.raises(ValueError, match=">= 2 runs"):
         G.compare_groups([run(0)], [run(0), run(0)], [5])
+
+
+def test_mixup_entropy_expectation_and_adjustment():
+    """stats: E[H(a)] for Beta(p, p) matches a Monte-Carlo mean (0 without mixup); mixup_slope recovers a
+    known slope from synthetic losses; the adjusted late mean removes the draws' luck (a shifted side is still
+    found, an unshifted one no longer differs) and a never-mixing run is not credited with a penalty."""
+    rng = np.random.default_rng(0)
+    a = rng.beta(0.2, 0.2, 400_000)
+    assert S.expected_mixup_entropy(0.2) == pytest.approx(S.mixup_entropy(a).mean(), abs=3 * S.mixup_entropy(a).std() / 632)
+    assert S.expected_mixup_entropy(0.0) == 0.0 and S.mixup_entropy(np.array([1.0, 0.5]))[1] == pytest.approx(math.log(2))
+    steps = np.arange(1, 241)
+
+    def runs(k, shift):
+        draws = np.maximum(rng.beta(0.2, 0.2, (k, 240)), 0.5)
+        trend = 2.3 - 0.6 * (1 - np.exp(-steps / 80))
+        loss = trend + 0.7 * S.mixup_entropy(draws) + rng.normal(0, 0.01, (k, 240)) + shift
+        return loss, draws
+    (la, aa), (lb, ab) = runs(8, 0.0), runs(8, 0.0)
+    slope, corr = S.mixup_slope([(la, aa), (lb, ab)], steps, 21, 10)
+    assert slope == pytest.approx(0.7, abs=0.02) and corr > 0.9
+    raw_a, raw_b = S.window_mean(la, steps, 205, 240), S.window_mean(lb, steps, 205, 240)
+    adj_a = S.window_mean(S.mixup_adjusted(la, aa, 0.2, slope), steps, 205, 240)
+    adj_b = S.window_mean(S.mixup_adjusted(lb, ab, 0.2, slope), steps, 205, 240)
+    assert adj_a.std() < raw_a.std() / 3 and adj_b.std() < raw_b.std() / 3      # the draws' luck is gone
+    (lc, ac) = runs(8, 0.02)
+    adj_c = S.window_mean(S.mixup_adjusted(lc, ac, 0.2, slope), steps, 205, 240)
+    diff, se, _ = S.welch(adj_c, adj_b)
+    assert diff / se > 5                                                             # a 0.02 shift is found
+    never = S.mixup_adjusted(np.full((2, 240), 1.5), np.ones((2, 240)), 0.0, slope)
+    assert np.all(never == 1.5)
+
+
+def test_compare_mixup_adjusted_late_loss_and_its_draw_check():
+    """compare() with both sides' mixup draws adds late_loss_mixup_adjusted_tost: passes for equal runs; fails
+    (not a silent pass) when the reference's recorded draws are not the ones its losses came from."""
+    from dataclasses import replace
+    rng = np.random.default_rng(9)
+
+    def with_draws(c):
+        a = np.maximum(rng.beta(0.2, 0.2, c.train_loss.shape), 0.5)
+        loss = c.train_loss + 0.7 * (S.mixup_entropy(a) - S.expected_mixup_entropy(0.2))
+        loss[:, 0] = math.log(10)
+        return replace(c, train_loss=loss, mixup_a=a)
+    ref = with_draws(_curves(rng, 8, framework="big_vision"))
+    ours = with_draws(_curves(rng, 8))
+    res = compare(ours, ref, num_classes=10, total_steps=60, n_val=500, mixup_p=(0.2, 0.2))
+    st = res.get("late_loss_mixup_adjusted_tost")
+    assert st.ok, st.detail
+    wrong = replace(ref, mixup_a=rng.permutation(ref.mixup_a.ravel()).reshape(ref.mixup_a.shape))
+    st = compare(ours, wrong, num_classes=10, total_steps=60, n_val=500, mixup_p=(0.2, 0.2)).get(
+        "late_loss_mixup_adjusted_tost")
+    assert not st.ok and "not the draws it trained with" in st.detail
+    assert "late_loss_mixup_adjusted_tost" not in {s.name for s in compare(ours, ref, num_classes=10, total_steps=60,
+                                                                           n_val=500).stats}

@@ -192,3 +192,27 @@ def test_box_sampler_pin_passes_a_nonzero_op_seed():
     assert seen == [8, 3]
     with pytest.raises(ValueError):
         launch._pin_box_sampler(tf, 0)
+
+
+@pytest.mark.live
+@pytest.mark.slow
+def test_live_mixup_draws_are_train_py_s(tmp_path, big_vision_env):
+    """reference.dynamics.mixup.draws (recorded as mixup_a) = the coefficients train.py drew, logged inside its
+    jitted update (u.get_mixup wrapped from outside big_vision). Bar 2**-20 (8 ulp of 1.0): the same float32
+    Beta sampler compiled in another fusion (jit+vmap here, jit+shard_map there) may round its log/exp chain
+    differently; a wrong key derivation is off by ~0.1 on most steps."""
+    from reference.dynamics import mixup
+    root = _tiny_data(tmp_path)
+    _short_run(root, tmp_path / "a", big_vision_env)        # writes the seed's bv_config.json
+    cfg = tmp_path / "a" / "seeds" / "seed0" / "bv_config.json"
+    out = tmp_path / "a_logged.npy"
+    env = dict(big_vision_env, PYTHONPATH=str(REPO), TF_ENABLE_ONEDNN_OPTS="0", JAX_PLATFORMS="cpu",
+               PYTHONHASHSEED="0")
+    subprocess.run([sys.executable, str(REPO / "tests" / "live_mixup_child.py"), "0",
+                    f"{REPO / 'reference' / 'dynamics' / 'bv_config.py'}:{cfg}", str(tmp_path / "wd"), str(out)],
+                   check=True, cwd=REPO, env=env, timeout=900)
+    logged = np.load(out)
+    p = float(load_recipe()["mixup"]["p"])
+    assert logged.size == 4
+    np.testing.assert_allclose(mixup.draws(0, 4, p), logged, rtol=0, atol=2.0 ** -20)
+    assert np.abs(mixup.draws(1, 4, p) - logged).max() > 1e-3      # another seed's draws are not these

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from parity.dynamics import RecipeError, load_recipe, recipe_digest
@@ -138,11 +138,31 @@ def run_check(*, recipe: dict | None = None, reference: Curves | None = None, da
                                fresh=fresh, echo=echo, progress=progress)
         else:
             curves = cached_curves(recipe, data, workdir, v, sv, seeds=range(kv))
+        p = variant_mixup_p(recipe, v)
+        curves = with_mixup_draws(curves, p)
         out.runs[v] = curves
         out.comparisons[v] = compare(curves, reference, num_classes=int(recipe["data"]["classes"]),
                                      total_steps=total, n_val=n_val,
-                                     early_steps=max(1, int(recipe["optimizer"]["warmup_steps"])))
+                                     early_steps=max(1, int(recipe["optimizer"]["warmup_steps"])),
+                                     mixup_p=(p, float(recipe["mixup"]["p"])))
     return out
+
+
+def variant_mixup_p(recipe: dict, variant: str) -> float:
+    """The mixup.p a variant trains with (the recipe's unless the variant overrides it, e.g. no_mixup)."""
+    from parity.dynamics.controls import get
+    return float(get(variant).config.get("mixup.p", recipe["mixup"]["p"]))
+
+
+def with_mixup_draws(curves: Curves, p: float) -> Curves:
+    """The torch runs' mixup coefficient per update, from the loop's own draw
+    (torch_impl.train.loop.mixup_coefficient(seed, step, p): what train() used; 1.0 when p = 0)."""
+    import numpy as np
+
+    from torch_impl.train.loop import mixup_coefficient
+    a = np.array([[mixup_coefficient(int(s), int(step), p) if p else 1.0 for step in curves.steps]
+                  for s in curves.seeds], np.float64)
+    return replace(curves, mixup_a=a)
 
 
 def cached_curves(recipe: dict, data, workdir, variant: str, steps: int, *, seeds=None) -> Curves:

@@ -18,6 +18,14 @@ whole run (windows of WINDOW_STEPS updates; per-step values are one batch and on
 equivalence tests (only when both sides ran the whole recipe):
   final_accuracy_tost  val top-1 after the last update, margin max(2 SD_ref, 1 / n_val)
   late_loss_tost       mean training loss over the last LATE_FRACTION of the updates, margin 2 SD_ref
+  late_loss_mixup_adjusted_tost
+                       the same after taking out the part of each step's loss its mixup draw explains
+                       (stats.mixup_adjusted; both sides record their draws): the per-seed late mean of
+                       the raw loss is mostly the luck of ~36 Beta(0.2, 0.2) draws (per-seed correlation
+                       ~0.8-0.96 with the mean H(a)), so this is the sharper test of the same quantity.
+                       The slope is fitted on both sides pooled; the reference's own draws must explain its
+                       loss (within-window correlation >= MIXUP_CORR_BAR), else the recorded draws are not
+                       the ones it trained with and the statistic fails.
 """
 from __future__ import annotations
 
@@ -33,6 +41,7 @@ EARLY_STEPS = 20          # default = the recipe's warmup (run_check passes it):
 WINDOW_STEPS = 10
 LATE_FRACTION = 0.15      # "late training": the last 15% of the updates (45 of 300)
 INITIAL_LOSS_BAR = 1e-5
+MIXUP_CORR_BAR = 0.3      # measured 0.80 (big_vision) and 0.82 (torch) over updates 21-240; ~0 for wrong draws
 LR_BAR = 1e-6
 
 
@@ -93,9 +102,11 @@ def _band_stat(name: str, ours, ref, steps, quantity: str, **kw) -> tuple[Stat, 
 
 
 def compare(ours: Curves, ref: Curves, *, num_classes: int, total_steps: int, n_val: int | None = None,
-            early_steps: int = EARLY_STEPS, window: int = WINDOW_STEPS) -> Comparison:
+            early_steps: int = EARLY_STEPS, window: int = WINDOW_STEPS,
+            mixup_p: tuple[float, float] | None = None) -> Comparison:
     """All statistics of the module doc on the updates both recorded. Raises CurvesError on unusable input
-    (no seeds, a single seed, no common steps): never a vacuous pass."""
+    (no seeds, a single seed, no common steps): never a vacuous pass. ``mixup_p`` = (ours, reference)
+    mixup.p: with both sides' ``mixup_a`` recorded, the mixup-adjusted late-loss test runs too."""
     ours.validate("torch curves")
     ref.validate("reference curves")
     if ref.k < 2:
@@ -195,4 +206,26 @@ def compare(ours: Curves, ref: Curves, *, num_classes: int, total_steps: int, n_
         t = S.tost(la, lb, S.margin_from_reference(lb), quantity=f"training loss, mean of steps {lo}-{total_steps}",
                    margin_rule=f"{S.MARGIN_SDS:g} x reference SD")
         out.append(Stat("late_loss_tost", t.p_tost, S.ALPHA, t.equivalent, t.describe(), t.as_dict()))
+        if mixup_p is not None and a.mixup_a is not None and b.mixup_a is not None:
+            out.append(_mixup_adjusted_late_loss(a, b, mixup_p, steps, e, window, lo, total_steps))
     return Comparison(ours.variant, full, n, ours.k, ref.k, out, bands, e)
+
+
+def _mixup_adjusted_late_loss(a: Curves, b: Curves, mixup_p, steps, early: int, window: int, lo: int,
+                              total_steps: int) -> Stat:
+    name = "late_loss_mixup_adjusted_tost"
+    pa, pb = (float(x) for x in mixup_p)
+    _, corr_ref = S.mixup_slope([(b.train_loss, b.mixup_a)], steps, early + 1, window)
+    if not corr_ref >= MIXUP_CORR_BAR:
+        return Stat(name, float("nan"), S.ALPHA, False,
+                    f"the reference's recorded mixup draws explain too little of its per-step loss (correlation "
+                    f"{corr_ref:.2f} < {MIXUP_CORR_BAR}): they are not the draws it trained with")
+    slope, corr = S.mixup_slope([(a.train_loss, a.mixup_a), (b.train_loss, b.mixup_a)], steps, early + 1, window)
+    la = S.window_mean(S.mixup_adjusted(a.train_loss, a.mixup_a, pa, slope), steps, lo, total_steps)
+    lb = S.window_mean(S.mixup_adjusted(b.train_loss, b.mixup_a, pb, slope), steps, lo, total_steps)
+    t = S.tost(la, lb, S.margin_from_reference(lb),
+               quantity=f"training loss minus {slope:.3f} x (H(mixup a) - E[H]), mean of steps {lo}-{total_steps}",
+               margin_rule=f"{S.MARGIN_SDS:g} x reference SD of the adjusted mean")
+    detail = (f"{t.describe()} [slope fitted on both sides, updates {early + 1}-{total_steps}: {slope:.3f} per nat of "
+              f"mixup entropy, correlation {corr:.2f}; reference alone {corr_ref:.2f}]")
+    return Stat(name, t.p_tost, S.ALPHA, t.equivalent, detail, {**t.as_dict(), "slope": slope, "corr": corr})

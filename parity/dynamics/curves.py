@@ -6,8 +6,9 @@ Arrays (K seeds, S steps, E eval points):
   lr (K, S): the learning rate that update used (big_vision logs ``global_schedule`` = sched(step - 1));
   grad_norm (K, S): global L2 norm of the raw gradients, before clipping (big_vision ``l2_grads``);
   param_norm (K, S): global L2 norm of the parameters after the update (big_vision ``l2_params``);
-  eval_steps (E,), eval_acc (K, E), eval_loss (K, E): top-1 and mean softmax_xent on the val split.
-grad_norm and param_norm may be absent (None); every other array is required.
+  eval_steps (E,), eval_acc (K, E), eval_loss (K, E): top-1 and mean softmax_xent on the val split;
+  mixup_a (K, S): the mixup coefficient of that update (1.0: not mixed).
+grad_norm, param_norm and mixup_a may be absent (None); every other array is required.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-OPTIONAL = ("grad_norm", "param_norm")
+OPTIONAL = ("grad_norm", "param_norm", "mixup_a")
 
 
 class CurvesError(ValueError):
@@ -37,6 +38,7 @@ class Curves:
     eval_loss: np.ndarray
     grad_norm: np.ndarray | None = None
     param_norm: np.ndarray | None = None
+    mixup_a: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
 
     @property
@@ -129,19 +131,20 @@ def stack_runs(runs: list[dict], *, framework: str, variant: str, meta: dict | N
     stack = lambda n: np.stack([r[n] for r in runs]) if all(r.get(n) is not None for r in runs) else None  # noqa: E731
     return Curves(framework, variant, np.array([r["seed"] for r in runs]), np.asarray(steps),
                   stack("train_loss"), stack("lr"), np.asarray(esteps), stack("eval_acc"), stack("eval_loss"),
-                  stack("grad_norm"), stack("param_norm"), meta=dict(meta or {})).validate(f"{framework}/{variant}")
+                  stack("grad_norm"), stack("param_norm"), stack("mixup_a"),
+                  meta=dict(meta or {})).validate(f"{framework}/{variant}")
 
 
 # big_vision reference record (reference/dynamics: fixtures/dynamics/reference.npz) -> Curves
 REFERENCE_KEYS = {"seeds": "seeds", "step": "steps", "train_loss": "train_loss", "lr": "lr",
                   "eval_step": "eval_steps", "eval_accuracy": "eval_acc", "eval_loss": "eval_loss",
-                  "grad_norm": "grad_norm", "param_norm": "param_norm"}
+                  "grad_norm": "grad_norm", "param_norm": "param_norm", "mixup_a": "mixup_a"}
 
 
 def reference_curves(arrays: dict, *, where: str = "reference") -> Curves:
     """The recorded big_vision curves (key names of reference.dynamics.run.KEYMAP) as Curves. A missing key
     or an empty record is a CurvesError naming the file: never a vacuous comparison."""
-    required = [k for k in REFERENCE_KEYS if k not in ("grad_norm", "param_norm")]
+    required = [k for k in REFERENCE_KEYS if k not in OPTIONAL]
     missing = [k for k in required if k not in arrays]
     if missing:
         raise CurvesError(f"{where}: missing array(s) {', '.join(missing)} (expected the format written by "

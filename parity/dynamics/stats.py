@@ -256,3 +256,53 @@ def smooth_checkpoints(curves, steps, every: int) -> tuple[np.ndarray, np.ndarra
         raise StatsError(f"fewer than {every} steps to window")
     w = c[:, :n].reshape(c.shape[0], -1, every).mean(2)
     return w, s[:n].reshape(-1, every)[:, -1]
+
+
+# ------------------------------------------------------------------------- mixup: the known part of the noise
+def mixup_entropy(a) -> np.ndarray:
+    """H(a) = -a ln a - (1-a) ln(1-a) of mixup coefficients (0 for an unmixed step, ln 2 for a 50/50 mix).
+    A step's training loss rises ~linearly with it: its labels are that mix of two one-hot rows."""
+    a = np.clip(np.asarray(a, np.float64), 0.0, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = -(a * np.log(a) + (1 - a) * np.log1p(-a))
+    return np.nan_to_num(h, nan=0.0)
+
+
+def expected_mixup_entropy(p: float) -> float:
+    """E[H(a)] for big_vision's draw a ~ Beta(p, p) (H is symmetric, so folding to max(a, 1-a) keeps it);
+    0 without mixup. Exact (numerical quadrature), so no seed's draws set the centre."""
+    if not p:
+        return 0.0
+    from scipy import integrate
+    f = lambda x: float(mixup_entropy(x)) * st.beta.pdf(x, p, p)  # noqa: E731
+    return float(2 * integrate.quad(f, 0.0, 0.5, limit=200)[0])
+
+
+def mixup_slope(pairs, steps, lo: int, window: int) -> tuple[float, float]:
+    """(slope, correlation) of training loss on H(a), pooled over ``pairs`` of (loss, a) curves (seeds,
+    steps), from update ``lo`` on, after removing each seed's mean over consecutive ``window``-update windows
+    (the trend of training). Used to take the known mixup draws out of per-step losses."""
+    xs, ys = [], []
+    s = np.asarray(steps)
+    for loss, a in pairs:
+        m = s >= lo
+        L, Hh = np.asarray(loss, np.float64)[:, m], mixup_entropy(np.asarray(a)[:, m])
+        n = (L.shape[1] // window) * window
+        if n == 0:
+            continue
+        L = L[:, :n].reshape(L.shape[0], -1, window)
+        Hh = Hh[:, :n].reshape(Hh.shape[0], -1, window)
+        xs.append((Hh - Hh.mean(2, keepdims=True)).ravel())
+        ys.append((L - L.mean(2, keepdims=True)).ravel())
+    if not xs:
+        raise StatsError(f"no updates from {lo} on to fit the loss on the mixup draws")
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    if not np.any(x):
+        raise StatsError("no mixup draw varies: nothing to fit (no mixup on either side?)")
+    return float(x @ y / (x @ x)), float(np.corrcoef(x, y)[0, 1])
+
+
+def mixup_adjusted(loss, a, p: float, slope: float) -> np.ndarray:
+    """Per-step loss minus the part explained by that step's draw: loss - slope * (H(a) - E_p[H]). The
+    expectation is the recipe's own (p), so a run that never mixes is not credited with a mixup penalty."""
+    return np.asarray(loss, np.float64) - slope * (mixup_entropy(a) - expected_mixup_entropy(p))

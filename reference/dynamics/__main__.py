@@ -13,6 +13,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
+
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m reference.dynamics", description=__doc__.split("\n")[0])
@@ -97,6 +99,10 @@ def main(argv=None) -> int:
                 print(f"reference.dynamics: {e}", file=sys.stderr)
                 return 1
     arrays = run.combine(out, seeds)
+    # the mixup coefficient of every update (train.py does not log it; a pure function of the seed)
+    from reference.dynamics import mixup
+    arrays["mixup_a"] = np.stack([mixup.draws(int(s), len(arrays["step"]), float(recipe["mixup"]["p"]))
+                                  for s in arrays["seeds"]]).astype(np.float32)
     bv = {"big_vision_commit": os.environ.get("BIG_VISION_COMMIT") or big_vision._commit(big_vision.locate(),
                                                                                           os.environ),
           "big_vision_source_sha256": big_vision.source_digest(big_vision.locate())}
