@@ -331,3 +331,20 @@ def test_compare_mixup_adjusted_late_loss_and_its_draw_check():
     assert not st.ok and "not the draws it trained with" in st.detail
     assert "late_loss_mixup_adjusted_tost" not in {s.name for s in compare(ours, ref, num_classes=10, total_steps=60,
                                                                            n_val=500).stats}
+
+
+def test_a_control_is_rejected_only_by_a_shown_difference():
+    """control_verdicts: an underpowered TOST (not equivalent, no significant difference) is no detection;
+    a band, a bar, or a TOST with a significant difference test is."""
+    from parity.dynamics.check import CheckOutcome, shows_difference
+    from parity.dynamics.compare import Comparison, Stat
+    weak = Stat("late_loss_tost", 0.4, 0.05, False, "", {"p_tost": 0.4, "detected_difference": False})
+    strong = Stat("late_loss_tost", 0.9, 0.05, False, "", {"p_tost": 0.9, "detected_difference": True})
+    band = Stat("loss_bands", 5.0, 2.0, False, "", {"n_outside": 5})
+    assert not shows_difference(weak) and shows_difference(strong) and shows_difference(band)
+    out = CheckOutcome({}, None)
+    out.comparisons["rrc_crop"] = Comparison("rrc_crop", True, 240, 3, 8, [weak])
+    out.comparisons["tv_randaug"] = Comparison("tv_randaug", True, 240, 3, 8, [weak, band])
+    v = out.control_verdicts()
+    assert not v["rrc_crop"]["rejected"] and v["rrc_crop"]["underpowered"] == ["late_loss_tost"]
+    assert v["tv_randaug"]["rejected"] and v["tv_randaug"]["by"] == ["loss_bands"]

@@ -25,6 +25,15 @@ class DynamicsError(RuntimeError):
     """Missing data, reference or runs; the message says which and the command that makes it."""
 
 
+def shows_difference(stat) -> bool:
+    """A failed statistic that shows a difference: a bar or a band (difference tests by construction), or a
+    TOST whose two-sided difference test is significant. A TOST without one (or a statistic that could not
+    be computed, e.g. the reference's mixup draws not explaining its loss) shows none."""
+    if "p_tost" in stat.data:
+        return bool(stat.data.get("detected_difference"))
+    return not stat.name.endswith("_tost")
+
+
 def default_data_dir(recipe: dict) -> Path:
     """Where the generated data set lives unless --data says otherwise: $PARITY_DYNAMICS_DATA, else a
     per-spec folder under ~/.cache/vit-parity (generated on first use; ~50 MB)."""
@@ -75,11 +84,18 @@ class CheckOutcome:
     comparisons: dict[str, Comparison] = field(default_factory=dict)
 
     def control_verdicts(self) -> dict[str, dict]:
+        """Per control: rejected only by statistics that show it DIFFERS from big_vision (a bar, a band, or an
+        equivalence test whose difference test is significant). A TOST that merely fails to show
+        equivalence is no detection: with few seeds an identical recipe fails it too (its
+        P(identical recipe passes) is reported); such statistics are listed as ``underpowered``."""
         out = {}
         for name, c in self.comparisons.items():
             if name == "correct":
                 continue
-            out[name] = {"rejected": not c.equivalent, "by": c.failed, "required": name in MUST_REJECT}
+            failed = [s for s in c.stats if not s.ok]
+            by = [s.name for s in failed if shows_difference(s)]
+            out[name] = {"rejected": bool(by), "by": by, "required": name in MUST_REJECT,
+                         "underpowered": [s.name for s in failed if not shows_difference(s)]}
         return out
 
     @property
@@ -101,10 +117,12 @@ class CheckOutcome:
         lines = [c.describe() for c in self.comparisons.values()]
         ctl = self.control_verdicts()
         if ctl:
-            lines.append("negative controls:")
+            lines.append("negative controls (rejected = shown to differ; see control_verdicts):")
             for n, v in ctl.items():
+                extra = f"; not shown equivalent, no difference shown: {', '.join(v['underpowered'])}" \
+                    if v["underpowered"] else ""
                 lines.append(f"  {n}: {'REJECTED by ' + ', '.join(v['by']) if v['rejected'] else 'NOT detected'}"
-                             f"{' (required)' if v['required'] else ''}")
+                             f"{' (required)' if v['required'] else ''}{extra}")
         return "\n".join(lines)
 
 
