@@ -35,15 +35,11 @@ def main(argv=None) -> int:
                     help="run nothing: combine the seeds already finished in --out (e.g. by several processes)")
     args = ap.parse_args(argv)
 
-    from parity.dynamics import RecipeError, load_recipe
     from reference import big_vision
     from reference.dynamics import run
 
-    try:
-        recipe = load_recipe(args.recipe)
-        big_vision.locate()
-    except (RecipeError, big_vision.BigVisionNotFound) as e:
-        print(f"reference.dynamics: {e}", file=sys.stderr)
+    recipe = run.recipe_with_big_vision(args.recipe, "reference.dynamics")
+    if recipe is None:
         return 2
     if args.total_steps:
         # Short test runs keep the schedule's shape: warmup scaled with the run (big_vision asserts

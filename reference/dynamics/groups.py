@@ -83,15 +83,10 @@ def main(argv=None) -> int:
         _child(int(seed), config, workdir, args.steps, npz)
         return 0
 
-    from parity.dynamics import RecipeError, load_recipe
-    from reference import big_vision
     from reference.dynamics import config as bvcfg
     from reference.dynamics import run
-    try:
-        recipe = load_recipe(args.recipe)
-        big_vision.locate()
-    except (RecipeError, big_vision.BigVisionNotFound) as e:
-        print(f"reference.dynamics.groups: {e}", file=sys.stderr)
+    recipe = run.recipe_with_big_vision(args.recipe, "reference.dynamics.groups")
+    if recipe is None:
         return 2
     if not 1 <= args.steps <= int(recipe["total_steps"]):
         print(f"reference.dynamics.groups: --steps {args.steps} outside 1..{recipe['total_steps']}", file=sys.stderr)

@@ -29,6 +29,20 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 
 
+def recipe_with_big_vision(path, prog: str) -> dict | None:
+    """The recipe, once BIG_VISION_DIR is known to be a checkout; None after printing one line naming the
+    problem (a bad recipe file, no big_vision)."""
+    from parity.dynamics import RecipeError, load_recipe
+    from reference import big_vision
+    try:
+        recipe = load_recipe(path)
+        big_vision.locate()
+    except (RecipeError, big_vision.BigVisionNotFound) as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+        return None
+    return recipe
+
+
 def parse_seeds(text: str) -> list[int]:
     """'0-7' -> [0..7]; '0,3,5' -> [0, 3, 5]; '2' -> [2]."""
     seeds: list[int] = []
