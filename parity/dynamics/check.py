@@ -19,6 +19,9 @@ REFERENCE_FIXTURE = "dynamics/reference.npz"
 # The issue's bar: at least the augmentation and the init mistakes must be rejected. The others are run
 # and reported (detected or not) without being required.
 MUST_REJECT = ("tv_randaug", "rrc_crop", "torch_init")
+# Seeds per negative control unless --control-k says otherwise: 8 detect RandomResizedCrop over the whole run
+# (3 did not: docs/dynamics.md), and 6 controls x 8 seeds stay ~1.5 h on 2 cores.
+DEFAULT_CONTROL_K = 8
 
 
 class DynamicsError(RuntimeError):
@@ -131,8 +134,9 @@ def run_check(*, recipe: dict | None = None, reference: Curves | None = None, da
               control_k: int | None = None, control_steps: int | None = None, num_workers: int = 1,
               train: bool = True, fresh: bool = False, echo=None, progress: bool = True) -> CheckOutcome:
     """Torch runs of each variant (cached in ``workdir``; ``train=False``: cached runs only) compared with
-    the reference. ``k``/``steps``: seeds and updates of the correct recipe (default: the recipe's);
-    ``control_k``/``control_steps``: the same for the controls (default: k/steps)."""
+    the reference. ``k``/``steps``: seeds and updates of the correct recipe (default: as many seeds as the
+    reference has, the recipe's updates); ``control_k``/``control_steps``: the same for the controls
+    (default: min(k, DEFAULT_CONTROL_K) seeds, steps)."""
     from parity.dynamics.torch_side import run_torch
     recipe = recipe or load_recipe()
     if reference is None:
@@ -143,13 +147,13 @@ def run_check(*, recipe: dict | None = None, reference: Curves | None = None, da
                             f"this recipe is {recipe_digest(recipe)[:12]}...; regenerate the reference "
                             "(`python -m reference.dynamics`) or pass the matching --recipe")
     total = int(recipe["total_steps"])
-    k = int(k or recipe["seeds"])
+    k = int(k or reference.k)            # as many torch seeds as the reference has (like with like)
     steps = int(steps or total)
     data = ensure_data(recipe, data_dir, generate=train)
     n_val = int(recipe["data"]["classes"]) * int(recipe["data"]["val_per_class"])
     out = CheckOutcome(recipe, reference)
     for v in variants:
-        kv = k if v == "correct" else int(control_k or k)
+        kv = k if v == "correct" else int(control_k or min(k, DEFAULT_CONTROL_K))
         sv = steps if v == "correct" else int(control_steps or steps)
         if train:
             curves = run_torch(recipe, data, workdir, range(kv), variant=v, steps=sv, num_workers=num_workers,

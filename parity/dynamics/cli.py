@@ -22,10 +22,12 @@ from pathlib import Path
 
 
 def _seeds_args(p):
-    p.add_argument("--k", type=int, default=None, help="torch seeds for the correct recipe (default: recipe's)")
+    p.add_argument("--k", type=int, default=None,
+                   help="torch seeds for the correct recipe (default: as many as the reference has)")
     p.add_argument("--steps", type=int, default=None,
                    help="updates per torch run (default: the recipe's total; fewer = early-steps comparison only)")
-    p.add_argument("--control-k", type=int, default=None, help="seeds per negative control (default: --k)")
+    p.add_argument("--control-k", type=int, default=None,
+                   help="seeds per negative control (default: min(--k, 8))")
     p.add_argument("--control-steps", type=int, default=None, help="updates per control run (default: --steps)")
 
 
@@ -124,7 +126,9 @@ def main(args) -> int:
         if args.action == "run-torch":
             from parity.dynamics.torch_side import run_torch
             data = C.ensure_data(recipe, args.data)
-            k = args.k or int(recipe["seeds"])
+            k = args.k or C.load_reference().k
+            if args.variant != "correct" and not args.k:
+                k = min(k, C.DEFAULT_CONTROL_K)
             curves = run_torch(recipe, data, args.workdir, range(k), variant=args.variant, steps=args.steps,
                                num_workers=args.num_workers, fresh=args.fresh, progress=sys.stderr.isatty())
             print(f"parity dynamics: {curves.k} torch runs of {args.variant} ({curves.last_step} steps) in "

@@ -26,6 +26,8 @@ from pathlib import Path
 from parity.checks import Check
 
 NAME = "dynamics"
+# The recorded reference's seeds: 16 (the recipe's 8 left the late-loss test short of power; docs/dynamics.md)
+REFERENCE_SEEDS = "0-15"
 REDUCED_K = 2
 REDUCED_STEPS = 20        # = the recipe's warmup: the early window of the full check
 CONTROL_STEPS = 3
@@ -43,7 +45,7 @@ def reference_workdir() -> Path:
 def generate(store, *, environ=None, onednn: str = "off") -> list[str]:
     """Record the reference curves into ``store``: `python -m reference.dynamics` in its own process (it
     runs big_vision's train.py once per seed; TF and JAX never share a process with torch), two seeds at
-    a time, resumable per seed under :func:`reference_workdir` (~30-60 CPU-minutes for K = 8 on 2 cores;
+    a time, resumable per seed under :func:`reference_workdir` (~10 CPU-minutes per seed, K = 16;
     finished seeds are not rerun). The generated data set is made first (and sha256-checked) here."""
     import subprocess
     import sys
@@ -63,7 +65,7 @@ def generate(store, *, environ=None, onednn: str = "off") -> list[str]:
     root = Path(__file__).resolve().parents[2]
     env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     cmd = [sys.executable, "-m", "reference.dynamics", "--data", str(data), "--out", str(reference_workdir()),
-           "--jobs", "2", "--store", str(store.root)]
+           "--seeds", REFERENCE_SEEDS, "--jobs", "2", "--store", str(store.root)]
     rc = subprocess.call(cmd, env=env, cwd=str(root))
     if rc:
         raise FixtureError(f"dynamics: `{' '.join(cmd[1:])}` exited with {rc} (its messages are above); finished "
