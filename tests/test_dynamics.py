@@ -348,3 +348,7 @@ def test_a_control_is_rejected_only_by_a_shown_difference():
     v = out.control_verdicts()
     assert not v["rrc_crop"]["rejected"] and v["rrc_crop"]["underpowered"] == ["late_loss_tost"]
     assert v["tv_randaug"]["rejected"] and v["tv_randaug"]["by"] == ["loss_bands"]
+    # the raw late-loss difference does not count when the mixup-adjusted test (same quantity) sees none
+    adjusted_ok = Stat("late_loss_mixup_adjusted_tost", 0.01, 0.05, True, "", {"p_tost": 0.01, "detected_difference": False})
+    out.comparisons["erf_gelu"] = Comparison("erf_gelu", True, 240, 8, 16, [strong, adjusted_ok])
+    assert not out.control_verdicts()["erf_gelu"]["rejected"]

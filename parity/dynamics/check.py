@@ -96,9 +96,14 @@ class CheckOutcome:
             if name == "correct":
                 continue
             failed = [s for s in c.stats if not s.ok]
-            by = [s.name for s in failed if shows_difference(s)]
+            names = {s.name for s in c.stats}
+            # With the mixup draws known, the adjusted late-loss test judges a late-loss difference: the raw
+            # mean also carries the luck of the draws, which a control shares with the correct recipe's
+            # runs of the same seeds (erf GELU over seeds 0-7: raw p = 0.015, adjusted: no difference).
+            superseded = {"late_loss_tost"} if "late_loss_mixup_adjusted_tost" in names else set()
+            by = [s.name for s in failed if shows_difference(s) and s.name not in superseded]
             out[name] = {"rejected": bool(by), "by": by, "required": name in MUST_REJECT,
-                         "underpowered": [s.name for s in failed if not shows_difference(s)]}
+                         "underpowered": [s.name for s in failed if s.name not in by]}
         return out
 
     @property
@@ -122,7 +127,7 @@ class CheckOutcome:
         if ctl:
             lines.append("negative controls (rejected = shown to differ; see control_verdicts):")
             for n, v in ctl.items():
-                extra = f"; not shown equivalent, no difference shown: {', '.join(v['underpowered'])}" \
+                extra = f"; failed without a shown difference: {', '.join(v['underpowered'])}" \
                     if v["underpowered"] else ""
                 lines.append(f"  {n}: {'REJECTED by ' + ', '.join(v['by']) if v['rejected'] else 'NOT detected'}"
                              f"{' (required)' if v['required'] else ''}{extra}")
