@@ -127,7 +127,7 @@ class CheckOutcome:
         if ctl:
             lines.append("negative controls (rejected = shown to differ; see control_verdicts):")
             for n, v in ctl.items():
-                extra = f"; failed without a shown difference: {', '.join(v['underpowered'])}" \
+                extra = f"; also failed, not counted as a detection: {', '.join(v['underpowered'])}" \
                     if v["underpowered"] else ""
                 lines.append(f"  {n}: {'REJECTED by ' + ', '.join(v['by']) if v['rejected'] else 'NOT detected'}"
                              f"{' (required)' if v['required'] else ''}{extra}")
