@@ -1,6 +1,6 @@
 """Family `dynamics`: whole-run training dynamics, big_vision's own train.py vs the torch loop (issue 16).
 
-Reference: fixtures/dynamics/reference.npz, K = 8 seeds of big_vision/train.py on the generated 10-class
+Reference: fixtures/dynamics/reference.npz, K = 16 seeds of big_vision/train.py on the generated 10-class
 JPEG data (recipe parity/dynamics/recipe.json), recorded by `python -m reference.dynamics`.
 
 This family is the REDUCED check that fits the default test run: REDUCED_K torch seeds of the first
