@@ -179,19 +179,22 @@ def test_cli_bad_input_is_one_clear_line(tmp_path, monkeypatch, capsys):
 
 
 def test_box_sampler_pin_passes_a_nonzero_op_seed():
-    """launch._pin_box_sampler: big_vision's unseeded calls get the pinned op seed, a caller's own seed is
+    """reference.box_sampler.pin (launch pins seed + 1): big_vision's unseeded calls get the pinned op seed, a caller's own seed is
     kept, and 0 (TF's "seed from the OS") is refused."""
     from types import SimpleNamespace
 
-    from reference.dynamics import launch
+    from reference import box_sampler
     seen = []
     tf = SimpleNamespace(image=SimpleNamespace(sample_distorted_bounding_box=lambda *a, seed=0, **k: seen.append(seed)))
-    launch._pin_box_sampler(tf, 8)
+    restore = box_sampler.pin(tf, 8)
     tf.image.sample_distorted_bounding_box("shape", "boxes", area_range=(0.05, 1))
     tf.image.sample_distorted_bounding_box("shape", "boxes", seed=3)
     assert seen == [8, 3]
     with pytest.raises(ValueError):
-        launch._pin_box_sampler(tf, 0)
+        box_sampler.pin(tf, 0)
+    restore()
+    tf.image.sample_distorted_bounding_box('shape', 'boxes')
+    assert seen == [8, 3, 0]
 
 
 @pytest.mark.live

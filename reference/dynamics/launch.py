@@ -16,7 +16,7 @@ a CPU with current libraries, and pins what it leaves unseeded (big_vision's own
 - the inception crop's box sampler: big_vision calls ``tf.image.sample_distorted_bounding_box`` without a
   seed (``seed=0``), which TF seeds from the OS whatever ``tf.random.set_seed`` says (the inception_crop
   generator found this; docs/portability.md). Here the same TF op gets the non-zero op seed ``seed + 1``
-  (``_pin_box_sampler``), so the crop boxes come from the same kernel and distribution, reproducibly.
+  (``reference.box_sampler.pin``), so the crop boxes come from the same kernel and distribution, reproducibly.
 - the tensorflow_addons image shim (reference/tfa_shim.py) that ``pp/archive/autoaugment.py`` imports.
 - ``big_vision.utils.sync``: it builds a ``jax.sharding.PositionalSharding``, which current JAX removed;
   a 1-D ``NamedSharding`` over all devices is the same placement (one shard per device).
@@ -40,19 +40,6 @@ def _sync_with_named_sharding():
     jax.jit(jnp.sum)(x).block_until_ready()
 
 
-def _pin_box_sampler(tf, op_seed: int) -> None:
-    """Every unseeded ``tf.image.sample_distorted_bounding_box`` call (big_vision's inception crops) uses
-    ``op_seed`` (non-zero); a caller's own non-zero seed is kept."""
-    if not op_seed:
-        raise ValueError("op seed 0 means an OS-random seed in TF")
-    real = tf.image.sample_distorted_bounding_box
-
-    def seeded(*args, seed=0, **kw):
-        return real(*args, seed=seed or op_seed, **kw)
-
-    tf.image.sample_distorted_bounding_box = seeded
-
-
 def prepare(seed: int) -> None:
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -61,8 +48,8 @@ def prepare(seed: int) -> None:
     import tensorflow as tf
     np.random.seed(seed)
     tf.random.set_seed(seed)
-    _pin_box_sampler(tf, seed + 1)
-    from reference import big_vision, tfa_shim
+    from reference import big_vision, box_sampler, tfa_shim
+    box_sampler.pin(tf, seed + 1)
     big_vision.locate()                         # a clear error when BIG_VISION_DIR is wrong
     tfa_shim.install()
     root = os.environ[big_vision.ENV]

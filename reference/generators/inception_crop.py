@@ -10,37 +10,18 @@ Two ops, both run inside tf.data like training runs them:
 Seeding: big_vision calls ``tf.image.sample_distorted_bounding_box`` without a seed (its ``seed=0``
 default), and TF then seeds the kernel from the OS (``seed=0`` means "random", whatever
 ``tf.random.set_seed`` says; ``enable_op_determinism`` refuses the call outright). The draws were therefore
-different on every run. ``_seeded_box_sampler`` pins the op seed from outside big_vision: while big_vision's
+different on every run. ``reference.box_sampler.pinned`` pins the op seed from outside big_vision: while big_vision's
 pp function is traced, ``tf.image.sample_distorted_bounding_box`` is the same TF op called with a fixed
 non-zero seed, so the same kernel draws from the same distribution, reproducibly.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 
 import numpy as np
 
+from reference import box_sampler
 from reference.pp import preprocess_fn
-
-
-@contextlib.contextmanager
-def _seeded_box_sampler(seed: int):
-    """Make big_vision's unseeded ``tf.image.sample_distorted_bounding_box`` calls use op seed ``seed``
-    (non-zero) while the pp function is traced; restores TF's function afterwards."""
-    import tensorflow as tf
-    if not seed:
-        raise ValueError("the box sampler's op seed must be non-zero (0 means an OS-random seed in TF)")
-    real, pinned = tf.image.sample_distorted_bounding_box, seed
-
-    def seeded(*args, seed=0, **kw):  # a caller's own non-zero seed is kept
-        return real(*args, seed=seed or pinned, **kw)
-
-    tf.image.sample_distorted_bounding_box = seeded
-    try:
-        yield
-    finally:
-        tf.image.sample_distorted_bounding_box = real
 
 
 def _boxes_from_train_op(bv, jpeg: bytes, n: int, seed: int) -> np.ndarray:
@@ -53,7 +34,7 @@ def _boxes_from_train_op(bv, jpeg: bytes, n: int, seed: int) -> np.ndarray:
     tf.random.set_seed(seed)
     tf.image.decode_and_crop_jpeg = window_as_image
     try:
-        with _seeded_box_sampler(seed):   # the map function is traced (and the op seed fixed) in here
+        with box_sampler.pinned(seed):   # the map function is traced (and the op seed fixed) in here
             fn = preprocess_fn(bv, "decode_jpeg_and_inception_crop")
             ds = tf.data.Dataset.from_tensors({"image": tf.constant(jpeg)}).repeat(n).map(fn)
             ds = ds.map(lambda d: tf.reshape(d["image"], [4])).batch(n)
@@ -68,7 +49,7 @@ def _boxes_from_crop_op(bv, height: int, width: int, n: int, seed: int) -> np.nd
     yy, xx = np.mgrid[0:height, 0:width].astype(np.int32)
     coords = np.stack([yy, xx, np.zeros_like(yy)], axis=-1)
     tf.random.set_seed(seed)
-    with _seeded_box_sampler(seed):
+    with box_sampler.pinned(seed):
         fn = preprocess_fn(bv, "inception_crop")
         ds = tf.data.Dataset.from_tensors({"image": tf.constant(coords)}).repeat(n).map(fn)
     ds = ds.map(lambda d: tf.stack([d["image"][0, 0, 0], d["image"][0, 0, 1],
