@@ -11,4 +11,7 @@ from setuptools import Extension, setup
 
 setup(ext_modules=[Extension(
     "torch_impl.pp._tf_jpeg", ["csrc/tf_jpeg/_tf_jpeg.c"], include_dirs=["csrc/tf_jpeg/include"],
-    libraries=["dl"], extra_compile_args=["-O2"], optional=True)])
+    libraries=["dl", "m"],
+    # -ffp-contract=off: the resize is TF's float32 arithmetic bit for bit only if a * b + c stays two roundings
+    # (GCC's default for C contracts it into an FMA where the target has one); no -ffast-math for the same reason.
+    extra_compile_args=["-O3", "-ffp-contract=off", "-fno-fast-math"], optional=True)])

@@ -20,14 +20,18 @@ from torch_impl.pp.backends.batched import (BatchedRandAugment17, batched_apply_
 LEVELS = (0, 1, 2.5, 5, 9, 10)
 
 
-@pytest.fixture(params=["numba", "numpy"])
+@pytest.fixture(params=["c", "numba", "numpy"])
 def backend(request):
-    """Run a fast-path test with the compiled kernels (torch_impl.pp.backends.numba) and with the numpy fallback:
-    both must give apply_op's bits."""
+    """Run a fast-path test with the C resize (torch_impl.pp.tf_jpeg: decode + resize in one call), the compiled
+    kernels (torch_impl.pp.backends.numba) and the numpy fallback: all must give apply_op's bits. ("c" keeps
+    the numba kernels for RandAugment; only the resize is in C.)"""
+    from torch_impl.pp import tf_jpeg
     from torch_impl.pp.backends import numba as NK
-    prev = NK.set_enabled(request.param == "numba")   # raises, failing the test, if numba is missing
+    prev_c = tf_jpeg.set_c_resize(request.param == "c")   # raises, failing the test, if the extension is missing
+    prev = NK.set_enabled(request.param in ("c", "numba") and NK.available() or request.param == "numba")
     yield request.param
     NK.set_enabled(prev)
+    tf_jpeg.set_c_resize(prev_c)
 
 
 @pytest.fixture(scope="module")
@@ -241,6 +245,70 @@ def test_resize_with_fused_value_range_equals_resize_then_value_range(backend):
                 fused = FP._resize_hwc(hwc[:h, :w], *size, flip, value_range=True)
                 assert fused.dtype == torch.float32 and fused.shape == (3, *size)
                 assert torch.equal(_bits(fused), _bits(T.value_range(u8, -1, 1))), (h, w, flip, size)
+
+
+def _resize_all_backends(crop, size, flip, value_range):
+    """{backend: result} of FP._resize_hwc for the C resize (AVX2 and scalar), numba and numpy."""
+    from torch_impl.pp import tf_jpeg
+    from torch_impl.pp.backends import numba as NK
+    from torch_impl.pp import _tf_jpeg as E
+    out = {}
+    for name in ("c", "c_scalar", "numba", "numpy"):
+        if name == "numba" and not NK.available():
+            continue
+        prev_c = tf_jpeg.set_c_resize(name.startswith("c"))
+        prev_nk = NK.set_enabled(name == "numba")
+        prev_simd = E._set_resize_options(0 if name == "c_scalar" else 1, -1)[0]
+        try:
+            out[name] = FP._resize_hwc(crop, *size, flip, value_range)
+        finally:
+            E._set_resize_options(prev_simd, -1)
+            NK.set_enabled(prev_nk)
+            tf_jpeg.set_c_resize(prev_c)
+    return out
+
+
+def test_c_resize_equals_numba_and_numpy():
+    # The C resize (its AVX2 permute path, its scalar path) = the numba kernel = the numpy kernels, on the
+    # shapes of the tests above (1x1, the 2*224 row-selection boundary 447/448/449, very wide and very tall
+    # crops whose taps spread beyond the AVX2 path's 16 columns), both flips, uint8 and value_range.
+    g = torch.Generator().manual_seed(17)
+    img = torch.randint(0, 256, (3, 520, 1100), generator=g, dtype=torch.uint8)
+    img[:, :16, :16] = torch.arange(256, dtype=torch.uint8).view(16, 16)
+    hwc = img.permute(1, 2, 0).numpy()
+    shapes = [(500, 520), (449, 449), (448, 448), (447, 60), (1, 1), (2, 1), (1, 2), (3, 517), (224, 224),
+              (223, 225), (10, 470), (16, 16), (2, 3), (31, 470), (300, 1100), (40, 900), (500, 449)]
+    shapes += [tuple(int(v) for v in torch.randint(1, 500, (2,), generator=g)) for _ in range(12)]
+    for (h, w) in shapes:
+        for flip in (False, True):
+            for size in ((224, 224), (29, 41), (1, 1), (384, 384)):
+                for value_range in (False, True):
+                    res = _resize_all_backends(hwc[3:3 + h, 5:5 + w], size, flip, value_range)
+                    ref = _bits(res["numpy"]) if value_range else res["numpy"]
+                    for name, got in res.items():
+                        assert torch.equal(_bits(got) if value_range else got, ref), (name, h, w, flip, size)
+
+
+@pytest.mark.parametrize("fault", [1, 2], ids=["table_off_by_one", "fma_contraction"])
+def test_c_resize_faults_are_detected(fault):
+    # Mutation controls for the C resize: an off-by-one in its column table, and the vertical lerp computed
+    # with one fused multiply-add (what -ffp-contract=off prevents), must each change some output.
+    from torch_impl.pp import _tf_jpeg as E
+    from torch_impl.pp import tf_jpeg
+    g = torch.Generator().manual_seed(23)
+    # crops 224 wide (integer horizontal lerps) and 2..64 rows high (many y_lerp values): an FMA's single
+    # rounding then moves some results across an integer, which the truncating cast exposes
+    hwc = torch.randint(0, 256, (64, 224, 3), generator=g, dtype=torch.uint8).numpy()
+    crops = [hwc[:h] for h in range(2, 65, 2)] + [hwc[:50, :200]]
+    ok = [tf_jpeg.resize_hwc(c, 224, 224, value_range=True) for c in crops]
+    prev = E._set_resize_options(-1, fault)[1]
+    try:
+        bad = [tf_jpeg.resize_hwc(c, 224, 224, value_range=True) for c in crops]
+    finally:
+        E._set_resize_options(-1, prev)
+    assert not all(np.array_equal(a.view(np.int32), b.view(np.int32)) for a, b in zip(ok, bad))
+    assert np.array_equal(tf_jpeg.resize_hwc(crops[-1], 224, 224, value_range=True).view(np.int32),
+                          ok[-1].view(np.int32))
 
 
 def test_batched_crop_resize_equals_single_image():

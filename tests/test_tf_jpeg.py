@@ -233,3 +233,70 @@ def test_truncation_and_pixels_match_tf_live(tmp_path, files):
             if ours is not None:
                 assert np.array_equal(ours, theirs), (k, b)
     assert errors > 50      # the cuts do exercise the verdict
+
+
+# ---- decode_resize: the crop-window decode + resize (+ flip, + value_range) in one C call ------------------------
+def _resize_numpy(crop, size, flip, value_range):
+    # the numpy kernels (no numba, no C): the fallback every other backend must equal
+    from torch_impl.pp.backends import numba as NK
+    from torch_impl.pp.backends import numpy as FP
+    prev_c, prev_nk = tf_jpeg.set_c_resize(False), NK.set_enabled(False)
+    try:
+        return FP._resize_hwc(crop, size, size, flip, value_range).numpy()
+    finally:
+        tf_jpeg.set_c_resize(prev_c)
+        NK.set_enabled(prev_nk)
+
+
+def test_decode_resize_equals_decode_then_resize_on_every_encoding(files):
+    # Every encoding (CMYK converted in the scratch buffer in place), windows incl. 1x1 and whole-image ones,
+    # both flips, uint8 and value_range outputs, and sizes that up- and downscale.
+    for name, data in files.items():
+        h, w = tf_jpeg.header(data)
+        for i, box in enumerate(_windows(h, w, n=12, seed=3)):
+            crop = tf_jpeg.decode_and_crop(data, box)
+            flip, value_range, size = bool(i % 2), bool(i % 3 == 0), (29, 224, 64)[i % 3]
+            got = tf_jpeg.decode_resize(data, box, size, flip=flip, value_range=value_range)
+            ref = _resize_numpy(crop, size, flip, value_range)
+            assert got.dtype == ref.dtype and np.array_equal(got.view(np.uint8), ref.view(np.uint8)), (name, box)
+
+
+def test_decode_resize_has_the_decoders_verdicts(files):
+    # the same errors as decode_and_crop: window outside the image, not a JPEG, truncated rows
+    with pytest.raises(tf_jpeg.JpegDecodeError) as e:
+        tf_jpeg.decode_resize(files["420"], (100, 0, 18, 10), 8)
+    assert e.value.kind == "window"
+    with pytest.raises(tf_jpeg.JpegDecodeError) as e:
+        tf_jpeg.decode_resize(b"not a jpeg at all", (0, 0, 1, 1), 8)
+    assert e.value.kind == "libjpeg"
+    data = files["420"]
+    cut = data[:len(data) // 2]
+    assert np.array_equal(tf_jpeg.decode_resize(cut, (0, 0, 16, 181), 8), tf_jpeg.decode_resize(data, (0, 0, 16, 181), 8))
+    with pytest.raises(tf_jpeg.JpegDecodeError) as e:
+        tf_jpeg.decode_resize(cut, (100, 0, 17, 181), 8)
+    assert e.value.kind == "truncated"
+    prog = files["progressive"]
+    with pytest.raises(tf_jpeg.JpegDecodeError) as e:
+        tf_jpeg.decode_resize(prog[:int(len(prog) * 0.9)], (0, 0, 8, 8), 8)
+    assert e.value.kind == "truncated"
+    with pytest.raises(ValueError, match="out must be"):
+        tf_jpeg.decode_resize(data, (0, 0, 8, 8), 8, out=np.empty((3, 8, 8), np.uint8), value_range=True)
+
+
+def test_decode_resize_threads_write_their_own_rows(files):
+    # one scratch buffer per thread: threads decoding different windows side by side get each one's result
+    data = files["420"]
+    boxes = _windows(117, 181, n=40, seed=5)
+    ref = [tf_jpeg.decode_resize(data, b, 32, value_range=True) for b in boxes]
+    out = np.zeros((4, len(boxes), 3, 32, 32), np.float32)
+
+    def work(t):
+        for k, b in enumerate(boxes):
+            tf_jpeg.decode_resize(data, b, 32, value_range=True, out=out[t, k])
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for t in range(4):
+        assert np.array_equal(out[t].view(np.int32), np.stack(ref).view(np.int32))

@@ -30,6 +30,7 @@
 #include <Python.h>
 
 #include <dlfcn.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,6 +113,23 @@ static void src_skip(j_decompress_ptr cinfo, long count) {
 
 static void src_term(j_decompress_ptr cinfo) { (void)cinfo; }
 
+/* ---- per-thread scratch for the decoded window (decode_resize) --------------------------------------- */
+/* Reused across calls, so a large window does not cost fresh pages (first-touch faults) on every image;
+ * one per thread, so threads decode side by side. */
+static __thread unsigned char *scratch = NULL;
+static __thread size_t scratch_cap = 0;
+
+static unsigned char *scratch_get(size_t need) {
+  if (need > scratch_cap) {
+    size_t cap = need < ((size_t)1 << 20) ? ((size_t)1 << 20) : need;
+    unsigned char *p = (unsigned char *)realloc(scratch, cap);
+    if (!p) return NULL;
+    scratch = p;
+    scratch_cap = cap;
+  }
+  return scratch;
+}
+
 /* ---- one decode --------------------------------------------------------------------------------- */
 enum { OK = 0, ERR_LIBJPEG, ERR_TRUNCATED, ERR_WINDOW, ERR_SIZE, ERR_COMPONENTS, ERR_MEMORY, ERR_OUTPUT };
 
@@ -123,6 +141,9 @@ typedef struct {
   int start;                  /* header only: also run jpeg_start_decompress (see py_header) */
   unsigned char *out;         /* height * width * 3 bytes, or NULL: only report the image size */
   size_t out_size;
+  int to_scratch;             /* decode the window into this thread's scratch buffer (out unused) */
+  const unsigned char *window;  /* out: with to_scratch, the window's first RGB pixel ... */
+  size_t window_stride;         /* ... and the bytes from one of its rows to the next */
   /* out */
   int status;
   int image_height, image_width, num_components, color_space, progressive;
@@ -231,7 +252,7 @@ static void run(job *j) {
       return;
     }
   }
-  if ((size_t)height * width * 3 > j->out_size) {
+  if (!j->to_scratch && (size_t)height * width * 3 > j->out_size) {
     j->status = ERR_OUTPUT;
     snprintf(j->message, sizeof(j->message), "output buffer holds %zu bytes, %d x %d x 3 needed",
              j->out_size, height, width);
@@ -257,6 +278,76 @@ static void run(job *j) {
 
   const size_t row_bytes = (size_t)width * 3;
   const int out_comps = cmyk ? 4 : 3;
+  if (j->to_scratch) {
+    /* The same rows from the same calls, written straight into the scratch buffer at the widened width (no
+     * per-row copy), several rows per jpeg_read_scanlines call: libjpeg produces the same samples whatever
+     * the number of rows asked for per call (TF asks for one), and stops at the same row when data runs out. */
+    const size_t stride = (size_t)cinfo.output_width * out_comps;
+    unsigned char *buf = scratch_get(stride * (size_t)height);
+    if (!buf) {
+      j->status = ERR_MEMORY;
+      snprintf(j->message, sizeof(j->message), "out of memory");
+      api.destroy_decompress(&cinfo);
+      return;
+    }
+    const size_t offset = (size_t)(cinfo.output_width - (JDIMENSION)width) * out_comps;
+    const JDIMENSION end = skipped + (JDIMENSION)height;
+    int status = OK;
+    j->rows_read = 0;
+    while (cinfo.output_scanline < end) {
+      JSAMPROW rows[16];
+      const JDIMENSION done = cinfo.output_scanline - skipped;
+      JDIMENSION want = end - cinfo.output_scanline;
+      if (want > 16) want = 16;
+      for (JDIMENSION k = 0; k < want; k++) rows[k] = buf + (size_t)(done + k) * stride;
+      JDIMENSION n = api.read_scanlines(&cinfo, rows, want);
+      if (n == 0) {           /* the source suspended: TF's "Premature end of JPEG data" */
+        status = ERR_TRUNCATED;
+        j->rows_read = (int)cinfo.output_scanline - (int)skipped;
+        if (j->rows_read < 0) j->rows_read = 0;
+        break;
+      }
+      if (cmyk) {             /* TF's CMYK -> RGB, in place: each pixel is read before its bytes are written */
+        for (JDIMENSION k = 0; k < n; k++) {
+          unsigned char *line = rows[k];
+          const unsigned char *p = rows[k] + offset;
+          for (int i = 0; i < width; i++, p += 4) {
+            int c = p[0], m = p[1], y = p[2], kk = p[3];
+            if (cinfo.saw_Adobe_marker) {
+              line[3 * i + 0] = (unsigned char)((kk * c) / 255);
+              line[3 * i + 1] = (unsigned char)((kk * m) / 255);
+              line[3 * i + 2] = (unsigned char)((kk * y) / 255);
+            } else {
+              line[3 * i + 0] = (unsigned char)((255 - kk) * (255 - c) / 255);
+              line[3 * i + 1] = (unsigned char)((255 - kk) * (255 - m) / 255);
+              line[3 * i + 2] = (unsigned char)((255 - kk) * (255 - y) / 255);
+            }
+          }
+        }
+      }
+    }
+    j->window = buf + (cmyk ? 0 : offset);
+    j->window_stride = stride;
+    if (j->crop && cinfo.output_scanline < cinfo.output_height)
+      api.skip_scanlines(&cinfo, cinfo.output_height - (JDIMENSION)top - (JDIMENSION)height);
+    if (status == OK && cinfo.output_components != out_comps) {
+      status = ERR_COMPONENTS;
+      snprintf(j->message, sizeof(j->message), "libjpeg produced %d components, %d expected",
+               cinfo.output_components, out_comps);
+    }
+    j->num_warnings = err.pub.num_warnings;
+    if (status == OK) {
+      api.finish_decompress(&cinfo);
+    } else {
+      api.abort_decompress(&cinfo);
+      if (status == ERR_TRUNCATED)
+        snprintf(j->message, sizeof(j->message), "premature end of JPEG data: %d of the window's %d rows "
+                 "decoded (the file is truncated or its entropy-coded data is corrupt)", j->rows_read, height);
+    }
+    j->status = status;
+    api.destroy_decompress(&cinfo);
+    return;
+  }
   const int realign = (cinfo.output_width != (JDIMENSION)width);
   /* the requested columns start this many pixels into each decoded (widened) row */
   const size_t offset = (size_t)(cinfo.output_width - (JDIMENSION)width) * out_comps;
@@ -325,6 +416,241 @@ static void run(job *j) {
   }
   j->status = status;
   api.destroy_decompress(&cinfo);
+}
+
+/* ---- big_vision's resize(size) (TF ResizeBilinear, half_pixel_centers) + flip_lr (+ value_range(-1, 1)) -------
+ * The arithmetic of torch_impl/pp/backends/numba.py resize_tf (= pp.resize._axis_table / _bilinear, TF's
+ * order), which the fast_paths family checks against big_vision's recorded outputs:
+ *   axis tables in float32: scale = in / out, x = (i + 0.5) * scale - 0.5, lower = max(floor(x), 0),
+ *   upper = min(ceil(x), in - 1), lerp = x - floor(x); a flip reverses the column table;
+ *   horizontal: left + (right - left) * x_lerp per needed input row, then vertical:
+ *   top + (bottom - top) * y_lerp, clipped to [0, 255] and truncated (big_vision's cast to uint8);
+ *   value_range: that uint8 value as float32, / 127.5f - 1.0f (= big_vision's (x / 255) * 2 - 1, see
+ *   torch_impl.pp.backends.numpy.to_value_range).
+ * Bit-exactness needs every operation to be one IEEE float32 rounding: setup.py compiles with
+ * -ffp-contract=off (GCC's default for C would fuse a * b + c into an FMA where the target has one) and no
+ * -ffast-math; every constant is a float (f suffix), so nothing is computed in double. The vertical pass and
+ * the conversions vectorise (same IEEE operations per lane); target_clones adds an AVX2 build chosen at load
+ * time, which changes the instructions, not the arithmetic. */
+/* an AVX2 build of the loop below next to the baseline one, picked at load time (x86-64 with glibc's ifunc) */
+#if defined(__x86_64__) && defined(__GLIBC__) && !defined(TCLONES_OFF)
+#define TCLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define TCLONES
+#endif
+static void axis_table(int in_size, int out_size, int flip, int mult, int *lower, int *upper, float *lerp) {
+  const float scale = (float)in_size / (float)out_size;
+  const float top = (float)(in_size - 1);
+  for (int i = 0; i < out_size; i++) {
+    const float x = ((float)i + 0.5f) * scale - 0.5f;
+    const float fl = floorf(x);
+    const float ce = ceilf(x);
+    const int j = flip ? out_size - 1 - i : i;
+    lower[j] = mult * (int)(fl < 0.0f ? 0.0f : fl);
+    upper[j] = mult * (int)(ce > top ? top : ce);
+    lerp[j] = x - fl;
+  }
+}
+
+/* The horizontal pass of one input row (interleaved RGB bytes) -> its lerps, channel-planar (dst[c * ow + x]):
+ * left + (right - left) * x_lerp. The row is first split into three float32 planes (pw floats apart). */
+typedef struct {
+  int ow, nblocks;
+  const int *lx, *ux;       /* columns (flip applied) */
+  const float *wx;
+  const int *base;          /* AVX2 path: per block of 8 outputs, the first input column of its taps ... */
+  const int *li, *ui;       /* ... and each tap's column relative to it (0..15), or base[b] < 0: scalar block */
+} htable;
+
+static void split_planes_scalar(const unsigned char *restrict row, int w, float *restrict p0, float *restrict p1,
+                                float *restrict p2) {
+  for (int i = 0; i < w; i++) {
+    p0[i] = (float)row[3 * i];
+    p1[i] = (float)row[3 * i + 1];
+    p2[i] = (float)row[3 * i + 2];
+  }
+}
+
+static void lerp_scalar(const float *restrict p, const htable *t, int x0, int x1, float *restrict d) {
+  for (int x = x0; x < x1; x++) {
+    const float left = p[t->lx[x]];
+    d[x] = left + (p[t->ux[x]] - left) * t->wx[x];
+  }
+}
+
+static void horizontal_row_scalar(const unsigned char *restrict row, int w, int pw, float *restrict planes,
+                                  const htable *t, float *restrict dst) {
+  split_planes_scalar(row, w, planes, planes + pw, planes + 2 * (size_t)pw);
+  for (int c = 0; c < 3; c++) lerp_scalar(planes + (size_t)c * pw, t, 0, t->ow, dst + (size_t)c * t->ow);
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define HAVE_AVX2_PATH 1
+/* AVX2: the taps of 8 consecutive outputs lie within 16 consecutive input columns whenever the crop is at most
+ * ~2x wider than the output (always when upscaling), so two 8-float loads and two in-register permutes replace
+ * the 16 scalar loads; blocks whose taps spread wider use the scalar loop. The arithmetic is the same IEEE
+ * float32 sub, mul, add per lane (no FMA: this target does not enable it). */
+__attribute__((target("avx2")))
+static void horizontal_row_avx2(const unsigned char *restrict row, int w, int pw, float *restrict planes,
+                                const htable *t, float *restrict dst) {
+  float *restrict p0 = planes, *restrict p1 = planes + pw, *restrict p2 = planes + 2 * (size_t)pw;
+  /* split 8 pixels (24 bytes) at a time: bytes 0..15 and 8..23, shuffled into each channel's 8 bytes */
+  const __m128i r_a = _mm_setr_epi8(0, 3, 6, 9, 12, 15, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+  const __m128i r_b = _mm_setr_epi8(-1, -1, -1, -1, -1, -1, 10, 13, -1, -1, -1, -1, -1, -1, -1, -1);
+  const __m128i g_a = _mm_setr_epi8(1, 4, 7, 10, 13, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+  const __m128i g_b = _mm_setr_epi8(-1, -1, -1, -1, -1, 8, 11, 14, -1, -1, -1, -1, -1, -1, -1, -1);
+  const __m128i b_a = _mm_setr_epi8(2, 5, 8, 11, 14, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+  const __m128i b_b = _mm_setr_epi8(-1, -1, -1, -1, -1, 9, 12, 15, -1, -1, -1, -1, -1, -1, -1, -1);
+  int i = 0;
+  for (; i + 8 <= w; i += 8) {
+    const __m128i a = _mm_loadu_si128((const __m128i *)(row + 3 * i));
+    const __m128i b = _mm_loadu_si128((const __m128i *)(row + 3 * i + 8));
+    const __m128i r = _mm_or_si128(_mm_shuffle_epi8(a, r_a), _mm_shuffle_epi8(b, r_b));
+    const __m128i g = _mm_or_si128(_mm_shuffle_epi8(a, g_a), _mm_shuffle_epi8(b, g_b));
+    const __m128i bl = _mm_or_si128(_mm_shuffle_epi8(a, b_a), _mm_shuffle_epi8(b, b_b));
+    _mm256_storeu_ps(p0 + i, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(r)));
+    _mm256_storeu_ps(p1 + i, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(g)));
+    _mm256_storeu_ps(p2 + i, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bl)));
+  }
+  split_planes_scalar(row + 3 * i, w - i, p0 + i, p1 + i, p2 + i);
+  const __m256i seven = _mm256_set1_epi32(7);
+  for (int c = 0; c < 3; c++) {
+    const float *restrict p = planes + (size_t)c * pw;
+    float *restrict d = dst + (size_t)c * t->ow;
+    for (int k = 0; k < t->nblocks; k++) {
+      const int x0 = 8 * k, base = t->base[k];
+      if (base < 0) {
+        lerp_scalar(p, t, x0, x0 + 8, d);
+        continue;
+      }
+      const __m256 lo8 = _mm256_loadu_ps(p + base), hi8 = _mm256_loadu_ps(p + base + 8);
+      const __m256i li = _mm256_loadu_si256((const __m256i *)(t->li + x0));
+      const __m256i ui = _mm256_loadu_si256((const __m256i *)(t->ui + x0));
+      const __m256 left = _mm256_blendv_ps(_mm256_permutevar8x32_ps(lo8, li), _mm256_permutevar8x32_ps(hi8, li),
+                                           _mm256_castsi256_ps(_mm256_cmpgt_epi32(li, seven)));
+      const __m256 right = _mm256_blendv_ps(_mm256_permutevar8x32_ps(lo8, ui), _mm256_permutevar8x32_ps(hi8, ui),
+                                            _mm256_castsi256_ps(_mm256_cmpgt_epi32(ui, seven)));
+      const __m256 fx = _mm256_loadu_ps(t->wx + x0);
+      _mm256_storeu_ps(d + x0, _mm256_add_ps(left, _mm256_mul_ps(_mm256_sub_ps(right, left), fx)));
+    }
+    lerp_scalar(p, t, 8 * t->nblocks, t->ow, d);
+  }
+}
+#endif
+
+static int use_avx2 = -1;
+/* Test hooks (parity/families/fast_paths.py negative controls, tests/test_fast_pipeline.py): fault 1 moves every
+ * upper column tap one column right (an off-by-one in the table), fault 2 computes the vertical lerp with one
+ * fused multiply-add (the contraction -ffp-contract=off forbids); both must be caught by the checks. */
+static int resize_fault = 0;
+
+static void horizontal_row(const unsigned char *restrict row, int w, int pw, float *restrict planes,
+                           const htable *t, float *restrict dst) {
+#ifdef HAVE_AVX2_PATH
+  if (use_avx2) {
+    horizontal_row_avx2(row, w, pw, planes, t, dst);
+    return;
+  }
+#endif
+  horizontal_row_scalar(row, w, pw, planes, t, dst);
+}
+
+/* Output row y of the three planes from the horizontal rows above and below it. */
+TCLONES
+static void vertical_row(const float *restrict t, const float *restrict b, float fy, int n, int to_float,
+                         float *restrict of, unsigned char *restrict ou) {
+  /* Two simple loops (the clip + cast to uint8, then value_range of that uint8) rather than one: GCC
+   * vectorises both, not the fused one. */
+  for (int x = 0; x < n; x++) {
+    float v = t[x] + (b[x] - t[x]) * fy;
+    v = v < 0.0f ? 0.0f : v;
+    v = v > 255.0f ? 255.0f : v;
+    ou[x] = (unsigned char)(int)v;
+  }
+  if (to_float)
+    for (int x = 0; x < n; x++) of[x] = (float)ou[x] / 127.5f - 1.0f;
+}
+
+/* src: h rows of w RGB pixels, `stride` bytes apart; out: (3, oh, ow) float32 (to_float) or uint8. */
+static int resize_tf(const unsigned char *src, size_t stride, int h, int w, int oh, int ow, int flip, int to_float,
+                     void *out) {
+  if (use_avx2 < 0) {
+#ifdef HAVE_AVX2_PATH
+    __builtin_cpu_init();
+    use_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
+#else
+    use_avx2 = 0;
+#endif
+  }
+  const int pw = w + 24;                    /* plane pitch: room for a 16-float load past any tap */
+  const int nblocks = ow / 8;
+  const size_t nint = 2 * (size_t)oh + 4 * (size_t)ow + (size_t)nblocks + 8;
+  const size_t nflt = (size_t)oh + ow + 3 * (size_t)pw + 6 * (size_t)ow + (size_t)ow / 4 + 16;
+  char *mem = (char *)calloc(nint * sizeof(int) + nflt * sizeof(float), 1);
+  if (!mem) return -1;
+  int *ly = (int *)mem, *uy = ly + oh, *lx = uy + oh, *ux = lx + ow, *li = ux + ow, *ui = li + ow, *base = ui + ow;
+  float *wy = (float *)(mem + nint * sizeof(int)), *wx = wy + oh, *planes = wx + ow;
+  float *top = planes + 3 * (size_t)pw, *bottom = top + 3 * (size_t)ow;
+  unsigned char *u8row = (unsigned char *)(bottom + 3 * (size_t)ow);   /* ow bytes (value_range's input) */
+  axis_table(h, oh, 0, 1, ly, uy, wy);
+  axis_table(w, ow, flip, 1, lx, ux, wx);
+  if (resize_fault == 1)
+    for (int x = 0; x < ow; x++) ux[x] = ux[x] + 1 < w ? ux[x] + 1 : w - 1;
+  for (int k = 0; k < nblocks; k++) {
+    /* the tables are monotonic (decreasing when flipped): the block's taps span its two end outputs' */
+    const int x0 = 8 * k, x7 = x0 + 7;
+    const int b0 = lx[x0] < lx[x7] ? lx[x0] : lx[x7];
+    const int b1 = ux[x0] > ux[x7] ? ux[x0] : ux[x7];
+    base[k] = (b1 - b0 < 16) ? b0 : -1;
+    for (int x = x0; x <= x7; x++) {
+      li[x] = lx[x] - b0;
+      ui[x] = ux[x] - b0;
+    }
+  }
+  const htable tab = {ow, nblocks, lx, ux, wx, base, li, ui};
+  /* Each input row's horizontal lerp is computed once and reused by the consecutive output rows reading it. */
+  int row_top = -1, row_bottom = -1;
+  const size_t plane = (size_t)oh * ow;
+  for (int y = 0; y < oh; y++) {
+    const int r0 = ly[y], r1 = uy[y];
+    if (r0 != row_top) {
+      if (r0 == row_bottom) {
+        float *t = top; top = bottom; bottom = t;
+        row_top = row_bottom;
+        row_bottom = -1;
+      } else {
+        horizontal_row(src + (size_t)r0 * stride, w, pw, planes, &tab, top);
+        row_top = r0;
+      }
+    }
+    if (r1 != row_bottom) {
+      if (r1 == row_top)
+        memcpy(bottom, top, 3 * (size_t)ow * sizeof(float));
+      else
+        horizontal_row(src + (size_t)r1 * stride, w, pw, planes, &tab, bottom);
+      row_bottom = r1;
+    }
+    if (resize_fault == 2) {
+      for (int c = 0; c < 3; c++)
+        for (int x = 0; x < ow; x++) {
+          const float t = top[(size_t)c * ow + x], b = bottom[(size_t)c * ow + x];
+          float v = fmaf(b - t, wy[y], t);
+          v = v < 0.0f ? 0.0f : (v > 255.0f ? 255.0f : v);
+          const size_t o = (size_t)c * plane + (size_t)y * ow + x;
+          if (to_float) ((float *)out)[o] = (float)(int)v / 127.5f - 1.0f;
+          else ((unsigned char *)out)[o] = (unsigned char)(int)v;
+        }
+      continue;
+    }
+    for (int c = 0; c < 3; c++) {
+      const size_t o = (size_t)c * plane + (size_t)y * ow;
+      vertical_row(top + (size_t)c * ow, bottom + (size_t)c * ow, wy[y], ow, to_float,
+                   to_float ? (float *)out + o : NULL, to_float ? u8row : (unsigned char *)out + o);
+    }
+  }
+  free(mem);
+  return 0;
 }
 
 /* ---- Python bindings ------------------------------------------------------------------------------ */
@@ -476,6 +802,108 @@ static PyObject *py_decode(PyObject *self, PyObject *args) {
   return info_tuple(&j);
 }
 
+PyDoc_STRVAR(decode_resize_doc,
+"decode_resize(data, out, top, left, height, width, fast_dct, oh, ow, flip, value_range) -> (height, width, "
+"num_components, jpeg_color_space, progressive, num_warnings)\n\n"
+"big_vision's decode_and_crop_jpeg(data, [top, left, height, width]) (as decode(crop=1)), then "
+"resize((oh, ow)) (TF ResizeBilinear, half-pixel centres, clip, truncating cast), mirrored left-right when "
+"flip, and with value_range=1 value_range(-1, 1): written into ``out``, a writable C-contiguous buffer of "
+"3*oh*ow float32 (value_range) or uint8, channel-planar (3, oh, ow). One call, the GIL released throughout; "
+"the window is decoded into a per-thread scratch buffer.");
+
+static PyObject *py_decode_resize(PyObject *self, PyObject *args) {
+  Py_buffer data, out;
+  job j;
+  int oh, ow, flip, to_float, rc = 0;
+  (void)self;
+  memset(&j, 0, sizeof(j));
+  if (!need_api()) return NULL;
+  if (!PyArg_ParseTuple(args, "y*w*iiiiiiiii", &data, &out, &j.top, &j.left, &j.height, &j.width, &j.fast_dct,
+                        &oh, &ow, &flip, &to_float))
+    return NULL;
+  if (!PyBuffer_IsContiguous(&out, 'C') || oh <= 0 || ow <= 0 ||
+      (size_t)out.len != (size_t)3 * oh * ow * (to_float ? sizeof(float) : 1)) {
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&out);
+    PyErr_Format(PyExc_ValueError, "out must be a C-contiguous buffer of exactly 3 x %d x %d %s", oh, ow,
+                 to_float ? "float32" : "uint8");
+    return NULL;
+  }
+  j.data = (const unsigned char *)data.buf;
+  j.size = (size_t)data.len;
+  j.crop = 1;
+  j.to_scratch = 1;
+  j.out = (unsigned char *)out.buf;   /* (non-NULL: decode, not header only) */
+  Py_BEGIN_ALLOW_THREADS
+  run(&j);
+  if (j.status == OK)
+    rc = resize_tf(j.window, j.window_stride, j.height, j.width, oh, ow, flip, to_float, out.buf);
+  Py_END_ALLOW_THREADS
+  PyBuffer_Release(&data);
+  PyBuffer_Release(&out);
+  if (j.status != OK) return raise_for(&j);
+  if (rc) return PyErr_NoMemory();
+  return info_tuple(&j);
+}
+
+PyDoc_STRVAR(resize_doc,
+"resize(src, stride, h, w, out, oh, ow, flip, value_range)\n\n"
+"The resize (+ flip, + value_range) of decode_resize on an (h, w) RGB uint8 image whose rows start "
+"``stride`` bytes apart in ``src`` (e.g. a slice of a larger image): out as in decode_resize.");
+
+static PyObject *py_resize(PyObject *self, PyObject *args) {
+  Py_buffer src, out;
+  Py_ssize_t stride;
+  int h, w, oh, ow, flip, to_float, rc;
+  (void)self;
+  if (!PyArg_ParseTuple(args, "y*niiw*iiii", &src, &stride, &h, &w, &out, &oh, &ow, &flip, &to_float))
+    return NULL;
+  const char *why = NULL;
+  if (!PyBuffer_IsContiguous(&out, 'C') || oh <= 0 || ow <= 0 ||
+      (size_t)out.len != (size_t)3 * oh * ow * (to_float ? sizeof(float) : 1))
+    why = "out must be a C-contiguous buffer of 3 x oh x ow float32 (value_range) or uint8";
+  else if (h <= 0 || w <= 0 || stride < (Py_ssize_t)w * 3 ||
+           (size_t)src.len < (size_t)(h - 1) * (size_t)stride + (size_t)w * 3)
+    why = "src does not hold h rows of w RGB pixels at this stride";
+  if (why) {
+    PyBuffer_Release(&src);
+    PyBuffer_Release(&out);
+    PyErr_SetString(PyExc_ValueError, why);
+    return NULL;
+  }
+  Py_BEGIN_ALLOW_THREADS
+  rc = resize_tf((const unsigned char *)src.buf, (size_t)stride, h, w, oh, ow, flip, to_float, out.buf);
+  Py_END_ALLOW_THREADS
+  PyBuffer_Release(&src);
+  PyBuffer_Release(&out);
+  if (rc) return PyErr_NoMemory();
+  Py_RETURN_NONE;
+}
+
+static PyObject *py_set_resize_options(PyObject *self, PyObject *args) {
+  int simd, fault;
+  (void)self;
+  if (!PyArg_ParseTuple(args, "ii", &simd, &fault)) return NULL;
+  if (use_avx2 < 0) {
+#ifdef HAVE_AVX2_PATH
+    __builtin_cpu_init();
+    use_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
+#else
+    use_avx2 = 0;
+#endif
+  }
+  PyObject *prev = Py_BuildValue("(ii)", use_avx2, resize_fault);
+  if (simd >= 0) {
+#ifdef HAVE_AVX2_PATH
+    use_avx2 = simd && __builtin_cpu_supports("avx2") ? 1 : 0;
+#else
+    use_avx2 = 0;
+#endif
+  }
+  if (fault >= 0) resize_fault = fault;
+  return prev;
+}
+
 static PyObject *py_loaded(PyObject *self, PyObject *noargs) {
   (void)self; (void)noargs;
   return PyBool_FromLong(api_ready);
@@ -486,6 +914,11 @@ static PyMethodDef methods[] = {
   {"loaded", py_loaded, METH_NOARGS, "Whether init() succeeded."},
   {"header", py_header, METH_VARARGS, header_doc},
   {"decode", py_decode, METH_VARARGS, decode_doc},
+  {"decode_resize", py_decode_resize, METH_VARARGS, decode_resize_doc},
+  {"resize", py_resize, METH_VARARGS, resize_doc},
+  {"_set_resize_options", py_set_resize_options, METH_VARARGS,
+   "_set_resize_options(simd, fault) -> previous (simd, fault): tests only. simd 0 forces the scalar resize, 1 "
+   "the AVX2 one where the CPU has it; fault 1/2 injects a table off-by-one / an FMA; -1 leaves a setting."},
   {NULL, NULL, 0, NULL}
 };
 

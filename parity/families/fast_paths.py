@@ -10,10 +10,11 @@ Checks:
   (bar 0; it is TF's partial decode, torch_impl.pp.tf_jpeg). TF decode + slice differs in the window's edge
   columns (the last one, and the first one when the crop starts on a 16-px iMCU boundary: the partial
   decode treats them as image edges for chroma upsampling) and is a negative control.
-* windows: the fast path (decode_crop_jpeg; crop_resize_flip with the numba kernels and with the numpy
-  fallback) on the preprocess family's windows_* fixtures (8 JPEG encodings x 24 windows from big_vision's
+* windows: the fast path (decode_crop_jpeg; crop_resize_flip with the C resize fused after the decode, the
+  numba kernels and the numpy fallback: each backend this install has) on the preprocess family's windows_* fixtures (8 JPEG encodings x 24 windows from big_vision's
   own train op, 4 cut files with TF's per-window verdict), bar 0.
-* resize (+ fused flip): resize_bilinear_tf(TF crop) == big_vision resize (bar 0).
+* resize (+ fused flip): resize_bilinear_tf(TF crop) and the C resize (torch_impl.pp.tf_jpeg.resize_hwc)
+  == big_vision resize (bar 0).
 * pipeline: crop_resize_flip(jpeg, window) vs big_vision decode_and_crop + resize(224), on every output
   column the crop's edge columns do not reach (bar 0).
 * fast ops: fast_apply_op (the per-image CPU path) on every recorded randaug_ops case, once with the numba
@@ -23,7 +24,10 @@ Checks:
 ``parity check --device cuda`` runs the two batched checks (and the sign control) on the GPU, over every
 case of each randaug_ops file rather than a spread subset; their case names then end in ``@cuda``.
 Negative controls: the accurate-DCT decode (PIL's), torchvision's bilinear resize, a batched
-RandAugment that ignores the per-sample sign, and the fast path with the fixed Contrast must be rejected.
+RandAugment that ignores the per-sample sign, the fast path with the fixed Contrast, and the C resize with an
+off-by-one in its column table must be rejected. (The vertical lerp as one FMA, what compiling without
+-ffp-contract=off could give, changes none of the recorded windows: tests/test_fast_pipeline.py catches it
+on crafted crops.)
 """
 from __future__ import annotations
 
@@ -66,6 +70,48 @@ def make_requests() -> dict[str, dict[str, np.ndarray]]:
                 "window_resize": [[int(rng.integers(3, 60)), int(rng.integers(3, 60))] for _ in range(10)]}
         reqs[name] = {"jpeg": np.frombuffer(data, np.uint8).copy(), "spec": encode_spec(spec)}
     return reqs
+
+
+class _Backend:
+    """Force one resize backend of the fast path: "c" (the C resize fused after the crop-window decode,
+    torch_impl.pp.tf_jpeg.decode_resize), "numba" (compiled kernels), "numpy" (the fallback); None leaves the
+    default. ``fault`` (with "c") injects a C-resize fault for the negative controls: 1 = an off-by-one in the
+    column table, 2 = the vertical lerp as one FMA."""
+
+    def __init__(self, name: str | None, fault: int = 0):
+        self.name, self.fault = name, fault
+
+    def __enter__(self):
+        from torch_impl.pp import tf_jpeg
+        from torch_impl.pp.backends import numba as NK
+        if self.name is None:
+            return self
+        self.prev_c = tf_jpeg.set_c_resize(self.name == "c")
+        self.prev_nk = NK.set_enabled(self.name == "numba" or (self.name == "c" and NK.available()))
+        if self.fault:
+            from torch_impl.pp import _tf_jpeg as E
+            self.prev_fault = E._set_resize_options(-1, self.fault)[1]
+        return self
+
+    def __exit__(self, *exc):
+        from torch_impl.pp import tf_jpeg
+        from torch_impl.pp.backends import numba as NK
+        if self.name is None:
+            return False
+        if self.fault:
+            from torch_impl.pp import _tf_jpeg as E
+            E._set_resize_options(-1, self.prev_fault)
+        NK.set_enabled(self.prev_nk)
+        tf_jpeg.set_c_resize(self.prev_c)
+        return False
+
+
+def _backends() -> tuple[str, ...]:
+    """The resize backends this install has: each is what some user trains with (C where the extension is
+    built, numba where it is not, numpy where neither is)."""
+    from torch_impl.pp import tf_jpeg
+    from torch_impl.pp.backends import numba as NK
+    return (("c",) if tf_jpeg.c_resize_available() else ()) + (("numba",) if NK.available() else ()) + ("numpy",)
 
 
 def _edge_columns(win) -> list[int]:
@@ -131,6 +177,15 @@ def _resize_check(store, rel, *, impl="ours"):
             pairs.append(("resize(dac_3)", _hwc(FP.resize_bilinear_tf(crop, (oh, ow))), ref))
             pairs.append(("resize(dac_3, flip)", _hwc(FP.resize_bilinear_tf(crop, (oh, ow), flip=True)),
                           ref[:, ::-1]))
+        elif impl.startswith("c"):
+            # the C resize on TF's own crop ("c:fault=N" injects a C-resize fault)
+            from torch_impl.pp import tf_jpeg
+            fault = int(impl.split("=")[1]) if "=" in impl else 0
+            with _Backend("c", fault):
+                for flip in (False, True):
+                    got = tf_jpeg.resize_hwc(data["dac_3"], oh, ow, flip=flip)
+                    pairs.append((f"C resize(dac_3, flip={flip})", got.transpose(1, 2, 0),
+                                  ref[:, ::-1] if flip else ref))
         else:
             pairs.append(("torchvision resize(dac_3)",
                           _hwc(TVF.resize(crop, [oh, ow], interpolation=TVF.InterpolationMode.BILINEAR,
@@ -141,8 +196,8 @@ def _resize_check(store, rel, *, impl="ours"):
 
 def _pipeline_check(store, rel, backend=None):
     """crop_resize_flip (the fast training path), with and without the flip, against big_vision's
-    decode_and_crop + resize(224). ``backend``: "numba" / "numpy" forces the compiled kernels or the numpy
-    fallback (each is what some user trains with: the fallback runs where numba is not installed); None
+    decode_and_crop + resize(224). ``backend``: "c" / "numba" / "numpy" forces the C resize, the compiled
+    kernels or the numpy fallback (each is what some user trains with: the fallback runs where numba is not installed); None
     leaves the default."""
     def compute():
         from torch_impl import fast_pipeline as FP
@@ -150,13 +205,9 @@ def _pipeline_check(store, rel, backend=None):
         data = store.load(rel)
         spec = decode_spec(data["spec"])
         top, left, bh, bw, oh, ow = spec["resize"][0]
-        prev = NK.set_enabled(backend == "numba") if backend else None
-        try:
+        with _Backend(backend):
             ours = _hwc(FP.crop_resize_flip(data["jpeg"].tobytes(), (top, left, bh, bw), oh))
             ours_flip = _hwc(FP.crop_resize_flip(data["jpeg"].tobytes(), (top, left, bh, bw), oh, flip=True))
-        finally:
-            if backend:
-                NK.set_enabled(prev)
         ref = data["resized_0"]
         # Output columns whose bilinear taps reach the crop's edge columns can differ (TF partial decode,
         # see the decode checks); every other column must be identical.
@@ -254,43 +305,47 @@ def _fast_ops_check(store, rel, *, backend: str, contrast: str = "big_vision"):
     return compute
 
 
-def _fast_window(backend: str | None):
+def _fast_window(backend: str | None, fault: int = 0):
     """The fast path on one forced window, as the preprocess family's window_diff calls it: "crop" = the
-    decoded window (decode_crop_jpeg), "train224" = crop_resize_flip(224) with the given kernel backend."""
+    decoded window (decode_crop_jpeg), "train224" = crop_resize_flip(224) with the given resize backend
+    (with "c": decode + resize in one C call; ``fault`` injects a C-resize fault, for negative controls)."""
     def fn(jpeg, box, key):
-        from torch_impl.pp.backends import numba as NK
         from torch_impl.pp.backends import numpy as FP
         from torch_impl.pp.jpeg import decode_crop_jpeg
         if key == "crop":
             return _hwc(decode_crop_jpeg(jpeg, box))
-        prev = NK.set_enabled(backend == "numba")
-        try:
+        with _Backend(backend, fault):
             return _hwc(FP.crop_resize_flip(jpeg, box, 224))
-        finally:
-            NK.set_enabled(prev)
     return fn
 
 
 def _window_checks(store) -> list[Check]:
     """The fast path on the preprocess family's windows_* fixtures (big_vision's own train op, boxes forced)."""
     from parity.families import preprocess as PF
-    from torch_impl.pp.backends import numba as NK
     out = []
-    backends = ("numba", "numpy") if NK.available() else ("numpy",)
+    backends = _backends()
+    control = None
     for rel in store.files(PF.NAME):
         name = rel.rsplit("/", 1)[1][:-4]
         if not name.startswith("windows_"):
             continue
         enc = name[len("windows_"):]
 
-        def compute(rel=rel, key="crop", backend=None):
-            return PF.window_diff(store.load(rel), key, _fast_window(backend))
+        def compute(rel=rel, key="crop", backend=None, fault=0):
+            return PF.window_diff(store.load(rel), key, _fast_window(backend, fault))
         out.append(Check(NAME, f"window_crop[{enc}]", "max |diff| over windows", 0.0, compute))
         if "_cut" in enc or "no_eoi" in enc:
             continue
         for backend in backends:
             out.append(Check(NAME, f"window_crop_resize_224[{enc}]:{backend}_kernels", "max |diff| over windows",
                              0.0, lambda rel=rel, backend=backend: compute(rel, "train224", backend)))
+        if control is None and "c" in backends:
+            control = (enc, compute)
+    if control is not None:
+        # The C resize with an off-by-one in its column table must be rejected by the same check (one encoding).
+        enc, compute = control
+        out.append(Check(NAME, f"window_crop_resize_224[{enc}]:c_table_off_by_one", "max |diff| over windows", 0.0,
+                         lambda: compute(key="train224", backend="c", fault=1), negative=True))
     return out
 
 
@@ -311,11 +366,14 @@ def checks(store, device: str = "cpu") -> list[Check]:
             Check(NAME, f"resize_bilinear_flip[{img}]", "max |diff|", 0.0, _resize_check(store, rel)),
             Check(NAME, f"resize_bilinear_flip[{img}]:torchvision_resize", "max |diff|", 0.0,
                   _resize_check(store, rel, impl="torchvision"), negative=True),
+            *([Check(NAME, f"resize_bilinear_flip[{img}]:c_resize", "max |diff|", 0.0, _resize_check(store, rel, impl="c"))]
+              if "c" in _backends() else []),
             Check(NAME, f"crop_resize_224[{img}]", "max |diff| (columns clear of the crop edges)", 0.0,
                   _pipeline_check(store, rel)),
-            # the numpy fallback too when numba is installed (it is what trains where numba is not)
-            Check(NAME, f"crop_resize_224[{img}]:numpy_kernels", "max |diff| (columns clear of the crop edges)",
-                  0.0, _pipeline_check(store, rel, "numpy")),
+            # each resize backend this install has (each is what trains somewhere: the C resize where the
+            # extension is built, numba where it is not, numpy where neither is)
+            *[Check(NAME, f"crop_resize_224[{img}]:{b}_kernels", "max |diff| (columns clear of the crop edges)",
+                    0.0, _pipeline_check(store, rel, b)) for b in _backends()],
             Check(NAME, f"batched_crop_resize_224[{img}]{at}", "max |diff| (columns clear of the crop edges)", 0.0,
                   _batched_crop_224_check(store, rel, device)),
             # ours vs ours: every window and flip against the single-image kernel (checked above)

@@ -228,6 +228,15 @@ _REASON = {"truncated": "truncated", "libjpeg": "corrupt", "window": "corrupt", 
            "components": "corrupt"}
 
 
+def window_decode_error(e: "tf_jpeg.JpegDecodeError", box: Sequence[int], path=None) -> ImageDecodeError:
+    """The :class:`ImageDecodeError` for TF's decode failing on a crop window (the fast paths raise the same)."""
+    reason = _REASON.get(e.kind, "corrupt")
+    fix = ("the file is truncated: re-download it" if reason == "truncated" else
+           "the file is corrupt: re-download or re-encode it")
+    return ImageDecodeError(f"{_where(path)}big_vision's decode_and_crop_jpeg fails on the crop window "
+                            f"{tuple(int(v) for v in box)} ({e.message}); {fix}", reason=reason)
+
+
 def decode_crop_hwc(data, box: Sequence[int], *, fast_dct: bool = True, path=None,
                     out: np.ndarray | None = None, exact: bool = True) -> np.ndarray:
     """big_vision's train-op decode of one window: ``tf.image.decode_and_crop_jpeg(data, box, channels=3)``
@@ -250,11 +259,7 @@ def decode_crop_hwc(data, box: Sequence[int], *, fast_dct: bool = True, path=Non
         try:
             return tf_jpeg.decode_and_crop(data, box, fast_dct=fast_dct, out=out)
         except tf_jpeg.JpegDecodeError as e:
-            reason = _REASON.get(e.kind, "corrupt")
-            fix = ("the file is truncated: re-download it" if reason == "truncated" else
-                   "the file is corrupt: re-download or re-encode it")
-            raise ImageDecodeError(f"{_where(path)}big_vision's decode_and_crop_jpeg fails on the crop window "
-                                   f"{tuple(int(v) for v in box)} ({e.message}); {fix}", reason=reason) from None
+            raise window_decode_error(e, box, path) from None
     if exact:
         tf_jpeg.warn_fallback(stacklevel=2)
     try:

@@ -20,6 +20,15 @@ fall back to decode-then-crop loudly (:func:`warn_fallback`).
 
 The GIL is released while decoding; each call has its own decompressor, so threads and worker processes
 decode independently. ``out=`` takes a preallocated (h, w, 3) uint8 array.
+
+``decode_resize`` is the fast training path's whole per-image step in one C call (GIL released): the
+crop-window decode above into a per-thread scratch buffer, then big_vision's ``resize(size)`` (TF
+ResizeBilinear, half-pixel centres, float32 lerps in TF's order, clip, truncating cast), ``flip_lr`` and
+optionally ``value_range(-1, 1)``, written channel-planar into a caller's buffer (e.g. a row of a batch).
+``resize_hwc`` is that resize alone on a decoded array. Both give the bits of the numba and numpy kernels
+(torch_impl.pp.backends; checked in tests/test_fast_pipeline.py and the fast_paths family).
+``VIT_PARITY_C_RESIZE=0`` (or :func:`set_c_resize`) switches the C resize off: the pipelines then use the
+numba / numpy kernels (same bits).
 """
 from __future__ import annotations
 
@@ -35,9 +44,11 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["JpegDecodeError", "DecoderStatus", "status", "available", "require", "warn_fallback", "header",
-           "decode_and_crop", "decode", "FALLBACK_MESSAGE"]
+           "decode_and_crop", "decode", "FALLBACK_MESSAGE", "c_resize_available", "c_resize_enabled",
+           "set_c_resize", "decode_resize", "resize_hwc"]
 
 ENV_LIBRARY = "VIT_PARITY_LIBJPEG"
+ENV_C_RESIZE = "VIT_PARITY_C_RESIZE"
 FALLBACK_MESSAGE = ("the exact crop-window JPEG decode (TF's decode_and_crop_jpeg) is unavailable: {reason}. "
                     "Falling back to decode-then-crop, which differs from big_vision in the crop window's "
                     "edge columns on chroma-subsampled JPEGs (up to ~20 levels). Fix: `pip install -e .` "
@@ -205,4 +216,81 @@ def decode(data, *, fast_dct: bool = True) -> np.ndarray:
     h, w = _call(ext.header, buf)[:2]
     arr = np.empty((h, w, 3), np.uint8)
     _call(ext.decode, buf, arr, 0, 0, h, w, 0, int(bool(fast_dct)))
+    return arr
+
+
+# ---- the C resize (+ flip, + value_range), fused after the crop-window decode ----------------------------------
+def _resize_ext():
+    try:
+        from torch_impl.pp import _tf_jpeg as ext
+    except ImportError:
+        return None
+    return ext if hasattr(ext, "resize") else None
+
+
+_C_RESIZE = os.environ.get(ENV_C_RESIZE, "1") not in ("0", "false", "no")
+
+
+def c_resize_available() -> bool:
+    """Whether the C extension (with its resize) is built here."""
+    return _resize_ext() is not None
+
+
+def c_resize_enabled() -> bool:
+    """Whether the fast path resizes in C (the extension is built and the resize not switched off)."""
+    return _C_RESIZE and c_resize_available()
+
+
+def set_c_resize(on: bool) -> bool:
+    """Switch the C resize on or off (tests and the parity checks run every backend); returns the previous
+    setting. Switching on without the extension raises."""
+    global _C_RESIZE
+    if on and not c_resize_available():
+        raise ImportError("the C resize needs the extension torch_impl.pp._tf_jpeg (`pip install -e .`)")
+    prev, _C_RESIZE = _C_RESIZE, bool(on)
+    return prev
+
+
+def _resize_out(out, oh: int, ow: int, value_range: bool) -> np.ndarray:
+    dtype = np.float32 if value_range else np.uint8
+    if out is None:
+        return np.empty((3, oh, ow), dtype)
+    if out.dtype != dtype or out.shape != (3, oh, ow) or not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError(f"out must be a writable C-contiguous {np.dtype(dtype).name} array of shape (3, {oh}, "
+                         f"{ow}), got {out.dtype} {tuple(out.shape)}")
+    return out
+
+
+def decode_resize(data, box: Sequence[int], size: int | tuple[int, int], *, flip: bool = False,
+                  value_range: bool = False, fast_dct: bool = True, out: np.ndarray | None = None) -> np.ndarray:
+    """``decode_and_crop(data, box)`` -> big_vision ``resize(size)`` -> ``flip_lr`` (when ``flip``) -> with
+    ``value_range`` big_vision's ``value_range(-1, 1)``, in one C call: uint8 (or float32) (3, oh, ow),
+    written into ``out`` when given. Raises :class:`JpegDecodeError` where TF's decode fails."""
+    ext = require()
+    top, left, h, w = (int(v) for v in box)
+    if h < 1 or w < 1:
+        raise JpegDecodeError("window", f"crop window {tuple(box)} is empty")
+    oh, ow = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    arr = _resize_out(out, oh, ow, value_range)
+    _call(ext.decode_resize, _as_buffer(data), arr, top, left, h, w, int(bool(fast_dct)), oh, ow, int(bool(flip)),
+          int(bool(value_range)))
+    return arr
+
+
+def resize_hwc(crop: np.ndarray, oh: int, ow: int, flip: bool = False, value_range: bool = False,
+               out: np.ndarray | None = None) -> np.ndarray:
+    """The resize of :func:`decode_resize` on a decoded (h, w, 3) uint8 array (rows may be strided, e.g. a
+    slice of a larger image): uint8 (or float32 with ``value_range``) (3, oh, ow)."""
+    ext = _resize_ext()
+    if ext is None:
+        raise ImportError("the C resize needs the extension torch_impl.pp._tf_jpeg (`pip install -e .`)")
+    h, w = crop.shape[:2]
+    if (crop.dtype != np.uint8 or crop.ndim != 3 or crop.shape[2] != 3 or crop.strides[1:] != (3, 1)
+            or (h > 1 and crop.strides[0] < w * 3)):
+        crop = np.ascontiguousarray(crop, dtype=np.uint8)
+    arr = _resize_out(out, int(oh), int(ow), value_range)
+    stride = int(crop.strides[0]) if h > 1 else w * 3
+    # the rows as one flat byte view from the first pixel (no copy of a strided slice)
+    flat = np.lib.stride_tricks.as_strided(crop, shape=((h - 1) * stride + w * 3,), strides=(1,))
+    ext.resize(flat, stride, h, w, arr, int(oh), int(ow), int(bool(flip)), int(bool(value_range)))
     return arr

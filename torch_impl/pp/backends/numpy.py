@@ -33,7 +33,8 @@ import torch
 
 from torch_impl.pp import randaug as A
 from torch_impl.pp.backends import numba as _nk
-from torch_impl.pp.jpeg import decode_crop_hwc
+from torch_impl.pp import tf_jpeg
+from torch_impl.pp.jpeg import decode_crop_hwc, window_decode_error
 from torch_impl.pp.geometry import projective_tables
 from torch_impl.pp.resize import _numpy_tables
 
@@ -279,6 +280,8 @@ def _resize_hwc(crop: np.ndarray, oh: int, ow: int, flip: bool, value_range: boo
     With numba, one compiled loop (``backends.numba.resize_tf``, same arithmetic, value_range fused into
     its last pass) does it all instead."""
     h, w = crop.shape[:2]
+    if tf_jpeg.c_resize_enabled():
+        return torch.from_numpy(tf_jpeg.resize_hwc(crop, oh, ow, flip, value_range))
     if _nk.enabled():
         return torch.from_numpy(_nk.resize_tf(crop, oh, ow, flip, value_range))
     ly, uy, wy, lxux, wx, lyuy = _numpy_tables(h, w, oh, ow, flip)
@@ -321,15 +324,37 @@ def _scratch(h: int, w: int) -> np.ndarray:
 
 
 def crop_resize_flip(data: bytes, box: Sequence[int], size: int = 224, *, flip: bool = False,
-                     fast_dct: bool = True, path=None, exact: bool = True, value_range: bool = False) -> torch.Tensor:
+                     fast_dct: bool = True, path=None, exact: bool = True, value_range: bool = False,
+                     out: torch.Tensor | None = None) -> torch.Tensor:
     """decode_and_crop_jpeg(box) -> resize(size) -> (optional) flip_lr, as uint8 (3, size, size). The decode
     is TF's crop-window decode (:func:`torch_impl.pp.jpeg.decode_crop_hwc`: same pixels, same verdict on
     truncated files, ``ImageDecodeError`` naming ``path``). ``value_range=True`` goes on to big_vision's
-    value_range(-1, 1) in the resize's last pass: float32, the bits of ``to_value_range`` of the uint8 image."""
+    value_range(-1, 1) in the resize's last pass: float32, the bits of ``to_value_range`` of the uint8 image.
+
+    With the C extension (the default where it is built) the decode and the resize are one C call
+    (:func:`torch_impl.pp.tf_jpeg.decode_resize`, GIL released) that writes into ``out`` (a contiguous
+    (3, size, size) tensor of the output dtype, e.g. a row of a preallocated batch) when given; otherwise the
+    result is copied into ``out``. Every backend gives the same bits."""
     bh, bw = int(box[2]), int(box[3])
+    if exact and tf_jpeg.c_resize_enabled() and tf_jpeg.available() and bh > 0 and bw > 0 and \
+            bytes(data[:3]) == b"\xff\xd8\xff":
+        o = None
+        if out is not None and out.is_contiguous() and out.device.type == "cpu" and \
+                out.dtype == (torch.float32 if value_range else torch.uint8):
+            o = out.numpy()
+        try:
+            res = tf_jpeg.decode_resize(data, box, size, flip=flip, value_range=value_range, fast_dct=fast_dct,
+                                        out=o)
+        except tf_jpeg.JpegDecodeError as e:
+            raise window_decode_error(e, box, path) from None
+        if o is not None:
+            return out
+        res = torch.from_numpy(res)
+        return out.copy_(res) if out is not None else res
     crop = decode_crop_hwc(data, box, fast_dct=fast_dct, path=path, exact=exact,
                            out=_scratch(bh, bw) if bh > 0 and bw > 0 else None)
-    return _resize_hwc(crop, size, size, flip, value_range)
+    img = _resize_hwc(crop, size, size, flip, value_range)
+    return out.copy_(img) if out is not None else img
 
 
 def to_value_range(image: torch.Tensor, vmin: float = -1.0, vmax: float = 1.0) -> torch.Tensor:
