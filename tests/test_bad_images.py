@@ -149,3 +149,52 @@ def test_run_summary_names_the_reasons():
     assert msg.startswith("train: 4 image(s) skipped")
     assert "3 truncated" in msg and "1 corrupt" in msg and "not_an_image" not in msg
     assert bad_images_summary({r: 0 for r in BAD_REASONS}) is None
+
+
+@pytest.mark.parametrize("randaug", [True, False], ids=["randaug", "no_randaug"])
+@pytest.mark.parametrize("uint8_out", [False, True], ids=["float", "uint8"])
+@pytest.mark.parametrize("resize", ["c", "numba"])
+def test_batches_written_in_place_equal_stacked_items(folder, randaug, uint8_out, resize):
+    """ImageFiles.__getitems__ (each image written into its row of one batch tensor; data.batching) + the
+    loader's collate_train = the per-item path + default_collate, bit for bit, with bad files skipped the same
+    way (a skipped sample's row holds the next file's image), in the main process and in DataLoader workers
+    (shared-memory batches)."""
+    from torch.utils.data import default_collate
+
+    from torch_impl.data.loader import collate_train, make_loader
+    if resize == "numba" and not nk.available():
+        pytest.skip("numba not installed")
+    root, _ = folder
+    files = list_image_folder(root)
+    pp = PPConfig(crop_size=32, randaug_num_layers=2 if randaug else 0, randaug_magnitude=10 if randaug else 0,
+                  fast_decode=True)
+    prev_c, prev_nk = tf_jpeg.set_c_resize(resize == "c"), nk.set_enabled(resize == "numba" or nk.available())
+    try:
+        ds = ImageFiles(files, transform=train_transform(pp, device_value_range=uint8_out))
+        assert ds.transform.writes_into
+        items = [(i % len(ds), 100 + i) for i in range(2 * len(ds))]
+        ref = default_collate([ds[it] for it in items])
+        from torch_impl.data.batching import batch_of_rows
+        dicts = ds.__getitems__(items)
+        assert batch_of_rows([d["image"] for d in dicts]) is not None     # written in place, not stacked
+        got = collate_train(dicts)
+        assert got["image"].dtype == (torch.uint8 if uint8_out else torch.float32)
+        assert got.keys() == ref.keys() and int(ref["bad"].sum()) > 0
+        for k in ref:
+            assert torch.equal(got[k].view(torch.uint8) if k == "image" else got[k],
+                               ref[k].view(torch.uint8) if k == "image" else ref[k]), k
+
+        class Fixed(torch.utils.data.Sampler):
+            def __iter__(self):
+                return iter(items)
+
+            def __len__(self):
+                return len(items)
+        for workers in (0, 2):
+            batches = list(make_loader(ds, Fixed(), 8, num_workers=workers))
+            image = torch.cat([b["image"] for b in batches])
+            assert torch.equal(image.view(torch.uint8), ref["image"].view(torch.uint8)), workers
+            assert torch.equal(torch.cat([b["label"] for b in batches]), ref["label"])
+    finally:
+        nk.set_enabled(prev_nk)
+        tf_jpeg.set_c_resize(prev_c)

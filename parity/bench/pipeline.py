@@ -2,11 +2,15 @@
 
 Contenders, same JPEGs (parity.photos.imagenet_like_jpegs: 500x375, quality 90), same core, same run:
   fast (ours)            torch_impl.pp.pipelines.FastTrainPipeline: big_vision's crop-window decode
-                         (decode_and_crop_jpeg, pp.tf_jpeg), fused crop+resize+flip, RandAugment17 on uint8,
-                         value_range (numba kernels)
-  fast, old decode       the same with the previous decode (fast-DCT rows down to the window's bottom at full
-                         width, then a slice; crop_decode=False), to show what the crop-window decode buys
-  fast, numpy kernels    the same without numba (torch_impl.pp.backends.numba switched off; same bits)
+                         (decode_and_crop_jpeg, pp.tf_jpeg), resize + flip (+ value_range without RandAugment)
+                         in the same C call (tf_jpeg.decode_resize), RandAugment17 on uint8 (numba kernels);
+                         each image written into its row of the batch by data.batching.fill_batch, the code
+                         ImageFiles.__getitems__ runs in the training loader
+  fast, numba resize     the previous fast path: the same decode, the resize in the numba kernel, batches
+                         stacked (torch.stack), to show what the C resize and the in-place batch buy
+  fast, old decode       the same as fast (ours) with the previous decode (fast-DCT rows down to the window's
+                         bottom at full width, then a slice; crop_decode=False), batches stacked
+  fast, numpy kernels    neither C resize nor numba (the numpy fallback; same bits), batches stacked
   reference path (ours)  DecodeJpegAndInceptionCrop(224) (the crop-window decode) -> flip_lr -> RandAugment17
                          -> value_range
   torchvision v2         PIL decode -> v2.RandomResizedCrop(224) -> RandomHorizontalFlip -> v2.RandAugment(2, 9)
@@ -57,6 +61,40 @@ def _batched(fn):
     return run
 
 
+def _filled(fn):
+    """Per-image fn(i, out) -> a callable(i) that writes every BATCH images into one batch tensor with
+    data.batching.fill_batch (what ImageFiles.__getitems__ does in the training loader), a fresh batch each time
+    (as each loader batch is)."""
+    from torch_impl.data.batching import fill_batch
+    pending = []
+
+    def run(i):
+        pending.append(i)
+        if len(pending) == BATCH:
+            idx = list(pending)
+            pending.clear()
+            fill_batch(BATCH, lambda k, out: fn(idx[k], out))
+    run.filled = True
+    return run
+
+
+def _switched(fn, *, c_resize: bool, numba: bool):
+    """fn run with the C resize and the numba kernels switched as given (restored after each call)."""
+    from torch_impl.pp import tf_jpeg
+    from torch_impl.pp.backends import numba as NK
+
+    def run(i):
+        prev_c = tf_jpeg.set_c_resize(c_resize) if tf_jpeg.c_resize_available() else None
+        prev_nk = NK.set_enabled(numba)
+        try:
+            return fn(i)
+        finally:
+            NK.set_enabled(prev_nk)
+            if prev_c is not None:
+                tf_jpeg.set_c_resize(prev_c)
+    return run
+
+
 def contenders(jpegs: list[bytes], randaug: bool, seed: int = 0) -> dict:
     import io
 
@@ -67,25 +105,25 @@ def contenders(jpegs: list[bytes], randaug: bool, seed: int = 0) -> dict:
     from torch_impl.pp import pipelines as FP
     n = len(jpegs)
     out = {}
+    filled = {}
     fast = FP.FastTrainPipeline(224, randaug=(2, 10) if randaug else None,
                                 generator=torch.Generator().manual_seed(seed))
-    out["fast (ours)"] = lambda i: fast(jpegs[i % n])
+    filled["fast (ours)"] = lambda i, o: fast(jpegs[i % n], out=o)
+    from torch_impl.pp import tf_jpeg
+    from torch_impl.pp.backends import numba as NK
+    if NK.available() and tf_jpeg.c_resize_enabled():
+        # the previous fast path (numba resize, stacked batches), same bits
+        fast_nb = FP.FastTrainPipeline(224, randaug=(2, 10) if randaug else None,
+                                       generator=torch.Generator().manual_seed(seed))
+        out["fast, numba resize"] = _switched(lambda i: fast_nb(jpegs[i % n]), c_resize=False, numba=True)
     fast_old = FP.FastTrainPipeline(224, randaug=(2, 10) if randaug else None, crop_decode=False,
                                     generator=torch.Generator().manual_seed(seed))
     out["fast, old decode"] = lambda i: fast_old(jpegs[i % n])
-    from torch_impl.pp.backends import numba as NK
-    if NK.enabled():
+    if NK.enabled() or tf_jpeg.c_resize_enabled():
         # The same pipeline on the numpy kernels (same bits), to show what the compiled kernels buy.
         fast_np = FP.FastTrainPipeline(224, randaug=(2, 10) if randaug else None,
                                        generator=torch.Generator().manual_seed(seed))
-
-        def fast_numpy(i):
-            NK.set_enabled(False)
-            try:
-                return fast_np(jpegs[i % n])
-            finally:
-                NK.set_enabled(True)
-        out["fast, numpy kernels"] = fast_numpy
+        out["fast, numpy kernels"] = _switched(lambda i: fast_np(jpegs[i % n]), c_resize=False, numba=False)
 
     try:
         from torch_impl.pp.geometry import flip_lr
@@ -114,7 +152,9 @@ def contenders(jpegs: list[bytes], randaug: bool, seed: int = 0) -> dict:
         with Image.open(io.BytesIO(jpegs[i % n])) as im:
             return tv(im.convert("RGB"))
     out["torchvision v2"] = torchvision_pipeline
-    return {k: _batched(f) for k, f in out.items()}
+    runs = {k: _filled(f) for k, f in filled.items()}
+    runs.update({k: _batched(f) for k, f in out.items()})
+    return runs
 
 
 def _reference_cmd(folder: str, *, pp: str, n: int, repeats: int, warmup: int, core, serve: bool):

@@ -25,6 +25,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from torch_impl.data.batching import fill_batch
 from torch_impl.data.placement import Pipeline, eval_transform, train_transform_for
 from torch_impl.data.sampling import stratified_split
 from torch_impl.data.tfds import ensure_export
@@ -152,14 +153,15 @@ class ImageFiles(Dataset):
     def label(self, i: int) -> int:
         return self.files.labels[int(self.indices[i])]
 
-    def _item(self, i: int, seed: int) -> torch.Tensor:
+    def _item(self, i: int, seed: int, out: torch.Tensor | None = None) -> torch.Tensor:
         path = self.path(i)
         data = path.read_bytes()
         if self.transform is None:
             return load_rgb(path, precise=self.decode_precise)
         if data[:3] == b"\xff\xd8\xff":
             try:
-                return self.transform(data, seed)
+                # out: this sample's row of the batch (__getitems__); the fast path writes into it
+                return self.transform(data, seed, out=out) if out is not None else self.transform(data, seed)
             except ImageDecodeError:
                 # big_vision's own verdict on this JPEG and this crop window (decode_and_crop_jpeg fails, e.g.
                 # the window needs rows a truncated file lacks): skip it, never decode it some other way
@@ -168,7 +170,27 @@ class ImageFiles(Dataset):
                 pass    # a JPEG the JPEG paths do not decode (e.g. CMYK/YCCK): through PIL below
         return self.transform(load_rgb(path, precise=self.decode_precise), seed)
 
+    def __getitems__(self, items: list) -> list[dict]:
+        """A whole batch, as torch's DataLoader asks for it (then ``loader.collate_train``): the same items as
+        ``[self[i] for i in items]``, but the fast path writes each image straight into its row of one batch
+        tensor (``data.batching.fill_batch``), so no per-sample tensor and no ``torch.stack`` copy."""
+        if self.on_bad != "next" or not getattr(self.transform, "writes_into", False):
+            return [self[i] for i in items]
+        dicts = []
+
+        def produce(k, out):
+            dicts.append(self._get(items[k], out))
+            return dicts[-1]["image"]
+        images = fill_batch(len(items), produce)
+        rows = list(images) if isinstance(images, list) else [images[k] for k in range(len(items))]
+        for d, img in zip(dicts, rows):
+            d["image"] = img
+        return dicts
+
     def __getitem__(self, item):
+        return self._get(item)
+
+    def _get(self, item, out: torch.Tensor | None = None) -> dict:
         i, seed = item if isinstance(item, tuple) else (item, int(item))
         if self.on_bad == "skip":
             try:
@@ -182,7 +204,7 @@ class ImageFiles(Dataset):
         for attempt in range(self.max_skips + 1):
             k = (i + attempt) % len(self)
             try:
-                img = self._item(k, seed)
+                img = self._item(k, seed, out)
                 break
             except UNREADABLE_IMAGE as e:   # never let one bad file end the run
                 bad += 1

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
+from torch_impl.data.batching import batch_of_rows
 from torch_impl.pp.backends.batched import decode_crop_resize
 
 
@@ -18,7 +19,8 @@ def make_loader(dataset: Dataset, sampler: Sampler, batch_size: int, *, num_work
                 pin_memory: bool = False, collate_fn: Callable | None = None) -> DataLoader:
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
                       pin_memory=pin_memory, drop_last=False, persistent_workers=False,
-                      prefetch_factor=PREFETCH_FACTOR if num_workers else None, collate_fn=collate_fn,
+                      prefetch_factor=PREFETCH_FACTOR if num_workers else None,
+                      collate_fn=collate_fn if collate_fn is not None else collate_train,
                       worker_init_fn=ignore_stop_signals if num_workers else None)
 
 
@@ -32,13 +34,20 @@ def ignore_stop_signals(worker_id: int | None = None) -> None:
 
 
 def collate_train(items: list[dict]) -> dict:
-    """default_collate, except for undecoded JPEGs (``runtime.device_decode``). Then ``image`` holds only
+    """default_collate, except for images already written into one batch tensor (data.batching; used as it is)
+    and for undecoded JPEGs (``runtime.device_decode``). Then ``image`` holds only
     the images decoded in the workers, at rows ``image_index`` of the batch, and ``deferred`` the others:
     ``index`` (k,) rows, ``blob`` (all k files in one uint8 tensor: one shared-memory segment instead of k),
     ``lengths`` (k,), ``box`` (k, 4), ``flip`` (k,), ``size``. :func:`assemble_batch` puts them together."""
     later = [i for i, it in enumerate(items) if isinstance(it["image"], dict)]
     if not later:
-        return default_collate(items)
+        batch = batch_of_rows([it["image"] for it in items])
+        if batch is None:
+            return default_collate(items)
+        # the images were written into one batch tensor (data.batching: ImageFiles.__getitems__): use it as
+        # is, collate the rest as default_collate does
+        out = default_collate([{k: v for k, v in it.items() if k != "image"} for it in items])
+        return {"image": batch, **out}
     now = [i for i, it in enumerate(items) if not isinstance(it["image"], dict)]
     d = [items[i]["image"] for i in later]
     size = d[0]["size"]

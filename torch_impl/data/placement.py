@@ -106,6 +106,11 @@ class Pipeline:
         self.device_share, self.plain = float(device_share), plain
 
     @property
+    def writes_into(self) -> bool:
+        """Whether ``__call__`` takes ``out=`` (a batch row to write the image into: data.batching)."""
+        return self.fast is not None and not self.defer
+
+    @property
     def splits_augment(self) -> bool:
         return self.plain is not None and 0.0 < self.device_share
 
@@ -113,7 +118,9 @@ class Pipeline:
         """Whether this sample's RandAugment runs on the device (a fixed function of its seed)."""
         return self.splits_augment and mix_seed(seed, 7) * 2.0 ** -63 < self.device_share
 
-    def __call__(self, x, seed: int) -> torch.Tensor | dict:
+    def __call__(self, x, seed: int, out: torch.Tensor | None = None) -> torch.Tensor | dict:
+        """``out``: where the fast path may write the image (a batch row); the result is ``out`` then, or a new
+        tensor from the other paths (the caller copies it)."""
         if self.on_device(seed):
             return self.plain(x, seed)
         if self.defer and isinstance(x, (bytes, bytearray)):
@@ -130,7 +137,7 @@ class Pipeline:
         if self.fast is not None and isinstance(x, (bytes, bytearray)):
             self.generator.manual_seed(seed)
             try:
-                return self.fast(bytes(x))
+                return self.fast(bytes(x), out=out)
             except ImageDecodeError:
                 raise   # big_vision's verdict on this JPEG and window; the general path would say the same
             except ValueError:

@@ -95,15 +95,21 @@ class FastTrainPipeline:
         flip = self.flip and bool(torch.randint(0, 2, (1,), generator=self.generator))
         return box, flip
 
-    def __call__(self, data: bytes) -> torch.Tensor:
+    def __call__(self, data: bytes, out: torch.Tensor | None = None) -> torch.Tensor:
+        """``out``: a (3, size, size) tensor of the output dtype (e.g. a row of a batch, data.batching) to write
+        the image into; without RandAugment the C path decodes, resizes, flips (and converts) straight into it."""
         box, flip = self.plan(data)
         # Without RandAugment, value_range runs inside the resize kernel (same bits, one pass less).
         fused = self.randaug is None and self.output == "float"
         img = crop_resize_flip(data, box, self.size, flip=flip, fast_dct=self.fast_dct, exact=self.crop_decode,
-                               value_range=fused)
+                               value_range=fused, out=out if self.randaug is None else None)
         if self.randaug is not None:
             img = fast_randaugment(img, self.randaug[0], self.randaug[1], generator=self.generator)
-        return img if self.output == "uint8" or fused else to_value_range(img)
+        img = img if self.output == "uint8" or fused else to_value_range(img)
+        if out is not None and img is not out and img.shape == out.shape and img.dtype == out.dtype:
+            out.copy_(img)
+            return out
+        return img
 
 
 __all__ = ["train_pipeline", "eval_pipeline", "FastTrainPipeline"]

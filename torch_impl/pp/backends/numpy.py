@@ -336,12 +336,12 @@ def crop_resize_flip(data: bytes, box: Sequence[int], size: int = 224, *, flip: 
     (3, size, size) tensor of the output dtype, e.g. a row of a preallocated batch) when given; otherwise the
     result is copied into ``out``. Every backend gives the same bits."""
     bh, bw = int(box[2]), int(box[3])
+    if out is not None and (out.dtype != (torch.float32 if value_range else torch.uint8) or
+                            tuple(out.shape) != (3, size, size) or out.device.type != "cpu"):
+        out = None      # not this output's buffer: a new tensor (the caller copies or stacks it)
     if exact and tf_jpeg.c_resize_enabled() and tf_jpeg.available() and bh > 0 and bw > 0 and \
             bytes(data[:3]) == b"\xff\xd8\xff":
-        o = None
-        if out is not None and out.is_contiguous() and out.device.type == "cpu" and \
-                out.dtype == (torch.float32 if value_range else torch.uint8):
-            o = out.numpy()
+        o = out.numpy() if out is not None and out.is_contiguous() else None
         try:
             res = tf_jpeg.decode_resize(data, box, size, flip=flip, value_range=value_range, fast_dct=fast_dct,
                                         out=o)
