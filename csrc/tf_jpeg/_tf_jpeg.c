@@ -459,7 +459,9 @@ typedef struct {
   const int *lx, *ux;       /* columns (flip applied) */
   const float *wx;
   const int *base;          /* AVX2 path: per block of 8 outputs, the first input column of its taps ... */
-  const int *li, *ui;       /* ... and each tap's column relative to it (0..15), or base[b] < 0: scalar block */
+  const int *li, *ui;       /* ... and each tap's column relative to it (0..23), or base[b] < 0: scalar block; */
+  const int *wide;          /* wide[b]: block b's taps reach 16..23 columns from its base (a third register) */
+  int any_wide;
 } htable;
 
 static void split_planes_scalar(const unsigned char *restrict row, int w, float *restrict p0, float *restrict p1,
@@ -488,8 +490,8 @@ static void horizontal_row_scalar(const unsigned char *restrict row, int w, int 
 #include <immintrin.h>
 #define HAVE_AVX2_PATH 1
 /* AVX2: the taps of 8 consecutive outputs lie within 16 consecutive input columns whenever the crop is at most
- * ~2x wider than the output (always when upscaling), so two 8-float loads and two in-register permutes replace
- * the 16 scalar loads; blocks whose taps spread wider use the scalar loop. The arithmetic is the same IEEE
+ * ~2x wider than the output (always when upscaling), within 24 up to ~2.9x, so two or three 8-float loads and
+ * in-register permutes replace the 16 scalar loads; blocks whose taps spread wider use the scalar loop. The arithmetic is the same IEEE
  * float32 sub, mul, add per lane (no FMA: this target does not enable it). */
 __attribute__((target("avx2")))
 static void horizontal_row_avx2(const unsigned char *restrict row, int w, int pw, float *restrict planes,
@@ -514,25 +516,51 @@ static void horizontal_row_avx2(const unsigned char *restrict row, int w, int pw
     _mm256_storeu_ps(p2 + i, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bl)));
   }
   split_planes_scalar(row + 3 * i, w - i, p0 + i, p1 + i, p2 + i);
-  const __m256i seven = _mm256_set1_epi32(7);
+  const __m256i seven = _mm256_set1_epi32(7), fifteen = _mm256_set1_epi32(15);
   for (int c = 0; c < 3; c++) {
     const float *restrict p = planes + (size_t)c * pw;
     float *restrict d = dst + (size_t)c * t->ow;
-    for (int k = 0; k < t->nblocks; k++) {
-      const int x0 = 8 * k, base = t->base[k];
-      if (base < 0) {
-        lerp_scalar(p, t, x0, x0 + 8, d);
-        continue;
+    if (!t->any_wide) {
+      for (int k = 0; k < t->nblocks; k++) {
+        const int x0 = 8 * k, base = t->base[k];
+        if (base < 0) {
+          lerp_scalar(p, t, x0, x0 + 8, d);
+          continue;
+        }
+        const __m256 q0 = _mm256_loadu_ps(p + base), q1 = _mm256_loadu_ps(p + base + 8);
+        const __m256i li = _mm256_loadu_si256((const __m256i *)(t->li + x0));
+        const __m256i ui = _mm256_loadu_si256((const __m256i *)(t->ui + x0));
+        const __m256 left = _mm256_blendv_ps(_mm256_permutevar8x32_ps(q0, li), _mm256_permutevar8x32_ps(q1, li),
+                                             _mm256_castsi256_ps(_mm256_cmpgt_epi32(li, seven)));
+        const __m256 right = _mm256_blendv_ps(_mm256_permutevar8x32_ps(q0, ui), _mm256_permutevar8x32_ps(q1, ui),
+                                              _mm256_castsi256_ps(_mm256_cmpgt_epi32(ui, seven)));
+        const __m256 fx = _mm256_loadu_ps(t->wx + x0);
+        _mm256_storeu_ps(d + x0, _mm256_add_ps(left, _mm256_mul_ps(_mm256_sub_ps(right, left), fx)));
       }
-      const __m256 lo8 = _mm256_loadu_ps(p + base), hi8 = _mm256_loadu_ps(p + base + 8);
-      const __m256i li = _mm256_loadu_si256((const __m256i *)(t->li + x0));
-      const __m256i ui = _mm256_loadu_si256((const __m256i *)(t->ui + x0));
-      const __m256 left = _mm256_blendv_ps(_mm256_permutevar8x32_ps(lo8, li), _mm256_permutevar8x32_ps(hi8, li),
-                                           _mm256_castsi256_ps(_mm256_cmpgt_epi32(li, seven)));
-      const __m256 right = _mm256_blendv_ps(_mm256_permutevar8x32_ps(lo8, ui), _mm256_permutevar8x32_ps(hi8, ui),
-                                            _mm256_castsi256_ps(_mm256_cmpgt_epi32(ui, seven)));
-      const __m256 fx = _mm256_loadu_ps(t->wx + x0);
-      _mm256_storeu_ps(d + x0, _mm256_add_ps(left, _mm256_mul_ps(_mm256_sub_ps(right, left), fx)));
+    } else {                  /* some block's taps span 16..23 columns (crops up to ~2.9x wider than the output) */
+      for (int k = 0; k < t->nblocks; k++) {
+        const int x0 = 8 * k, base = t->base[k];
+        if (base < 0) {
+          lerp_scalar(p, t, x0, x0 + 8, d);
+          continue;
+        }
+        const __m256 q0 = _mm256_loadu_ps(p + base), q1 = _mm256_loadu_ps(p + base + 8);
+        const __m256i li = _mm256_loadu_si256((const __m256i *)(t->li + x0));
+        const __m256i ui = _mm256_loadu_si256((const __m256i *)(t->ui + x0));
+        __m256 left = _mm256_blendv_ps(_mm256_permutevar8x32_ps(q0, li), _mm256_permutevar8x32_ps(q1, li),
+                                       _mm256_castsi256_ps(_mm256_cmpgt_epi32(li, seven)));
+        __m256 right = _mm256_blendv_ps(_mm256_permutevar8x32_ps(q0, ui), _mm256_permutevar8x32_ps(q1, ui),
+                                        _mm256_castsi256_ps(_mm256_cmpgt_epi32(ui, seven)));
+        if (t->wide[k]) {
+          const __m256 q2 = _mm256_loadu_ps(p + base + 16);
+          left = _mm256_blendv_ps(left, _mm256_permutevar8x32_ps(q2, li),
+                                  _mm256_castsi256_ps(_mm256_cmpgt_epi32(li, fifteen)));
+          right = _mm256_blendv_ps(right, _mm256_permutevar8x32_ps(q2, ui),
+                                   _mm256_castsi256_ps(_mm256_cmpgt_epi32(ui, fifteen)));
+        }
+        const __m256 fx = _mm256_loadu_ps(t->wx + x0);
+        _mm256_storeu_ps(d + x0, _mm256_add_ps(left, _mm256_mul_ps(_mm256_sub_ps(right, left), fx)));
+      }
     }
     lerp_scalar(p, t, 8 * t->nblocks, t->ow, d);
   }
@@ -561,7 +589,7 @@ TCLONES
 static void vertical_row(const float *restrict t, const float *restrict b, float fy, int n, int to_float,
                          float *restrict of, unsigned char *restrict ou) {
   /* Two simple loops (the clip + cast to uint8, then value_range of that uint8) rather than one: GCC
-   * vectorises both, not the fused one. */
+   * vectorises both, not the fused one. (A 256-entry table instead of the division is slower.) */
   for (int x = 0; x < n; x++) {
     float v = t[x] + (b[x] - t[x]) * fy;
     v = v < 0.0f ? 0.0f : v;
@@ -583,13 +611,13 @@ static int resize_tf(const unsigned char *src, size_t stride, int h, int w, int 
     use_avx2 = 0;
 #endif
   }
-  const int pw = w + 24;                    /* plane pitch: room for a 16-float load past any tap */
+  const int pw = w + 32;                    /* plane pitch: room for a 24-float load past any tap */
   const int nblocks = ow / 8;
-  const size_t nint = 2 * (size_t)oh + 4 * (size_t)ow + (size_t)nblocks + 8;
+  const size_t nint = 2 * (size_t)oh + 4 * (size_t)ow + 2 * (size_t)nblocks + 8;
   const size_t nflt = (size_t)oh + ow + 3 * (size_t)pw + 6 * (size_t)ow + (size_t)ow / 4 + 16;
   char *mem = (char *)calloc(nint * sizeof(int) + nflt * sizeof(float), 1);
   if (!mem) return -1;
-  int *ly = (int *)mem, *uy = ly + oh, *lx = uy + oh, *ux = lx + ow, *li = ux + ow, *ui = li + ow, *base = ui + ow;
+  int *ly = (int *)mem, *uy = ly + oh, *lx = uy + oh, *ux = lx + ow, *li = ux + ow, *ui = li + ow, *base = ui + ow, *wide = base + nblocks;
   float *wy = (float *)(mem + nint * sizeof(int)), *wx = wy + oh, *planes = wx + ow;
   float *top = planes + 3 * (size_t)pw, *bottom = top + 3 * (size_t)ow;
   unsigned char *u8row = (unsigned char *)(bottom + 3 * (size_t)ow);   /* ow bytes (value_range's input) */
@@ -597,18 +625,21 @@ static int resize_tf(const unsigned char *src, size_t stride, int h, int w, int 
   axis_table(w, ow, flip, 1, lx, ux, wx);
   if (resize_fault == 1)
     for (int x = 0; x < ow; x++) ux[x] = ux[x] + 1 < w ? ux[x] + 1 : w - 1;
+  int any_wide = 0;
   for (int k = 0; k < nblocks; k++) {
     /* the tables are monotonic (decreasing when flipped): the block's taps span its two end outputs' */
     const int x0 = 8 * k, x7 = x0 + 7;
     const int b0 = lx[x0] < lx[x7] ? lx[x0] : lx[x7];
     const int b1 = ux[x0] > ux[x7] ? ux[x0] : ux[x7];
-    base[k] = (b1 - b0 < 16) ? b0 : -1;
+    base[k] = (b1 - b0 < 24) ? b0 : -1;
+    wide[k] = b1 - b0 >= 16 && b1 - b0 < 24;
+    any_wide |= wide[k];
     for (int x = x0; x <= x7; x++) {
       li[x] = lx[x] - b0;
       ui[x] = ux[x] - b0;
     }
   }
-  const htable tab = {ow, nblocks, lx, ux, wx, base, li, ui};
+  const htable tab = {ow, nblocks, lx, ux, wx, base, li, ui, wide, any_wide};
   /* Each input row's horizontal lerp is computed once and reused by the consecutive output rows reading it. */
   int row_top = -1, row_bottom = -1;
   const size_t plane = (size_t)oh * ow;
