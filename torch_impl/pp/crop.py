@@ -165,8 +165,14 @@ def sample_inception_box1(height: int, width: int, area_range=(0.05, 1.0), aspec
             h_max = alt
         h_max = min(h_max, H)
         h = min(h, h_max)
-        if h < h_max:
-            h = h + _uniform_int1(max(h_max - h + 1, 1), generator)
+        # This attempt's float64 draws in one call: [the height draw when h < h_max], top, left -- the values
+        # and the generator state of that many single draws in that order (torch's CPU generator fills a
+        # tensor element by element; tested against the array sampler, generator states compared).
+        draw_h = h < h_max
+        us = torch.rand((3 if draw_h else 2,), dtype=torch.float64, generator=generator).tolist()
+        if draw_h:
+            n = max(h_max - h + 1, 1)
+            h = h + min(int(np.floor(us[0] * n)), n - 1)
         w = int(np.rint(f32(h) * ratio))
         if f32(w * h) < min_area:
             h += 1
@@ -177,9 +183,12 @@ def sample_inception_box1(height: int, width: int, area_range=(0.05, 1.0), aspec
         area = f32(w * h)
         ok = min_area <= area <= max_area and 0 < w <= W and 0 < h <= H
         # Both offsets are drawn on every attempt (as the array version does), then 0 where the box spans
-        # the whole side.
-        top = _uniform_int1(max(H - h, 1), generator) if h < H else _uniform_int1(1, generator) * 0
-        left = _uniform_int1(max(W - w, 1), generator) if w < W else _uniform_int1(1, generator) * 0
+        # the whole side (_uniform_int1: floor(u * n) capped at n - 1).
+        u_top, u_left = us[-2], us[-1]
+        n = max(H - h, 1)
+        top = min(int(np.floor(u_top * n)), n - 1) if h < H else 0
+        n = max(W - w, 1)
+        left = min(int(np.floor(u_left * n)), n - 1) if w < W else 0
         if ok:
             return top, left, h, w
     return 0, 0, H, W

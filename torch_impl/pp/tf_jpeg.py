@@ -220,12 +220,17 @@ def decode(data, *, fast_dct: bool = True) -> np.ndarray:
 
 
 # ---- the C resize (+ flip, + value_range), fused after the crop-window decode ----------------------------------
+_RESIZE_EXT: list = []
+
+
 def _resize_ext():
-    try:
-        from torch_impl.pp import _tf_jpeg as ext
-    except ImportError:
-        return None
-    return ext if hasattr(ext, "resize") else None
+    if not _RESIZE_EXT:        # looked up once (this is on the per-image path)
+        try:
+            from torch_impl.pp import _tf_jpeg as ext
+        except ImportError:
+            ext = None
+        _RESIZE_EXT.append(ext if ext is not None and hasattr(ext, "resize") else None)
+    return _RESIZE_EXT[0]
 
 
 _C_RESIZE = os.environ.get(ENV_C_RESIZE, "1") not in ("0", "false", "no")
