@@ -11,6 +11,9 @@ with big_vision's distribution), one pinned core, interleaved repeats:
   crop window (ours)              pp.jpeg.decode_crop_hwc: tf_jpeg's decode_and_crop_jpeg
   crop window + box (ours)        the same plus the box draw from the header, as the fast path draws it
                                   (what big_vision's op does too)
+  crop window + resize 224 (ours, one C call)
+                                  tf_jpeg.decode_resize: the same decode, then resize(224) + flip + value_range
+                                  in the same C call (the fast training path's per-image step, without the box)
   old: rows + slice (ours)        the previous decode: fast-DCT rows down to the window's bottom, full width
   whole image (simplejpeg)        decode_jpeg_fast: TF's default decode_jpeg of the whole image
   torchvision decode_jpeg (cpu)   whole image, accurate DCT
@@ -98,6 +101,11 @@ def main(args) -> int:
                 "old: rows + slice (ours)": lambda i: decode_crop_hwc(jpegs[i % nj], boxes[i % nb], exact=False),
                 "whole image (simplejpeg)": lambda i: decode_jpeg_fast(jpegs[i % nj]),
                 "torchvision decode_jpeg (cpu)": tv_cpu}
+    if tf_jpeg.available() and tf_jpeg.c_resize_enabled():
+        # the fast path's whole per-image C call: the same window decode, then resize(224) + flip + value_range
+        out224 = np.empty((3, 224, 224), np.float32)
+        cpu_runs["crop window + resize 224 (ours, one C call)"] = lambda i: tf_jpeg.decode_resize(
+            jpegs[i % nj], boxes[i % nb], 224, flip=bool(i & 1), value_range=True, out=out224)
     series = common.interleaved(cpu_runs, args.n, args.repeats, warmup=8)
     if big_vision_dir() and not args.no_big_vision:
         s = common.Series("big_vision tf.data")
