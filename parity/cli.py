@@ -104,8 +104,9 @@ def _jpeg_decoder_line() -> str:
     from torch_impl.pp import tf_jpeg
     st = tf_jpeg.status()
     if st.available:
+        from torch_impl.pp.backends.numpy import resize_backend
         return (f"JPEG crop-window decode: big_vision's decode_and_crop_jpeg (torch_impl.pp.tf_jpeg on libjpeg-turbo "
-                f"{st.version or '?'}, {st.library})")
+                f"{st.version or '?'}, {st.library}); resize: {resize_backend()}")
     return (f"WARNING: the exact JPEG crop-window decode is unavailable ({st.reason}); training falls back to "
             "decode-then-slice, whose window edges differ from big_vision's (the train_window_* checks fail)")
 

@@ -437,3 +437,9 @@ def test_device_decode_path_draws_the_same_crops_as_the_fast_path():
         assert not J.device_decodable(buf.getvalue())
         assert isinstance(deferred(buf.getvalue(), 0), torch.Tensor)
     assert J.device_decodable(jpegs[0]) and not J.device_decodable(b"not a jpeg")
+
+
+def test_resize_backend_is_reported(backend):
+    # what a run's metadata and `parity check` name as the resize kernel follows the switches
+    got = FP.resize_backend()
+    assert got.startswith("C (") if backend == "c" else got == backend

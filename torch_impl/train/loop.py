@@ -510,13 +510,14 @@ def bad_images_summary(reasons: dict[str, int], *, total: int | None = None) -> 
 def jpeg_decoder_info() -> dict:
     """Which crop-window JPEG decode this run uses (recorded in metadata.json): big_vision's own
     (torch_impl.pp.tf_jpeg), or the decode-then-slice fallback and why (also warned about, loudly)."""
+    from torch_impl.pp.backends.numpy import resize_backend
     st = tf_jpeg.status()
     if st.available:
         return {"crop_window_decode": "exact (TF's decode_and_crop_jpeg)", "libjpeg_turbo": st.version,
-                "library": st.library}
+                "library": st.library, "resize": resize_backend()}
     tf_jpeg.warn_fallback()
     return {"crop_window_decode": "FALLBACK: decode-then-slice (differs from big_vision at window edges)",
-            "reason": st.reason}
+            "reason": st.reason, "resize": resize_backend()}
 
 
 def _stderr(*args, **kw):

@@ -269,6 +269,15 @@ def solarize_add(x: np.ndarray, addition: int) -> np.ndarray:
     return added
 
 
+def resize_backend() -> str:
+    """Which kernel the fast path resizes with here: "C (AVX2)" / "C (scalar)" (torch_impl.pp.tf_jpeg, fused
+    after the decode), "numba", or "numpy" (all give the same bits; recorded in a run's metadata)."""
+    if tf_jpeg.c_resize_enabled():
+        from torch_impl.pp import _tf_jpeg
+        return "C (AVX2)" if _tf_jpeg._set_resize_options(-1, -1)[0] else "C (scalar)"
+    return "numba" if _nk.enabled() else "numpy"
+
+
 def _resize_hwc(crop: np.ndarray, oh: int, ow: int, flip: bool, value_range: bool = False) -> torch.Tensor:
     """resize_bilinear_tf of an (h, w, 3) uint8 numpy crop (any strides) -> uint8 (3, oh, ow) tensor; with
     ``value_range``, big_vision's value_range(-1, 1) of it (float32, the bits of :func:`to_value_range`).
