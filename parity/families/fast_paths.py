@@ -11,7 +11,7 @@ Checks:
   columns (the last one, and the first one when the crop starts on a 16-px iMCU boundary: the partial
   decode treats them as image edges for chroma upsampling) and is a negative control.
 * windows: the fast path (decode_crop_jpeg; crop_resize_flip with the C resize fused after the decode, the
-  numba kernels and the numpy fallback: each backend this install has) on the preprocess family's windows_* fixtures (8 JPEG encodings x 24 windows from big_vision's
+  numba kernels and the numpy fallback: each backend this install has) on the preprocess family's windows_* fixtures (10 JPEG encodings x 24 windows from big_vision's
   own train op, 4 cut files with TF's per-window verdict), bar 0.
 * resize (+ fused flip): resize_bilinear_tf(TF crop) and the C resize (torch_impl.pp.tf_jpeg.resize_hwc)
   == big_vision resize (bar 0).

@@ -204,7 +204,7 @@ WINDOW_PIPELINES = {"crop": "decode_jpeg_and_inception_crop",            # the r
                     "train224": "decode_jpeg_and_inception_crop(224)"}    # + big_vision's resize(224)
 # train224 on the first windows of each file only (each 224x224 output costs ~160 KB): 2 on the subsampled
 # encodings whose edges the resize reads, 1 elsewhere
-WINDOWS_RESIZED = {"420": 2, "422": 2}
+WINDOWS_RESIZED = {"420": 2, "422": 2, "411": 2, "440": 2}
 N_WINDOWS, N_WINDOWS_TRUNCATED = 24, 16
 
 
@@ -219,15 +219,19 @@ def _encode(img: np.ndarray, mode: str | None = None, **kw) -> bytes:
 
 
 def window_files() -> dict[str, bytes]:
-    """The JPEG encodings big_vision's train op meets in ImageNet-like data (4:1:1 is absent: no encoder at
-    hand writes it)."""
+    """The JPEG encodings big_vision's train op meets in ImageNet-like data. 4:1:1 (4x1 luma blocks per
+    chroma block: a 32-pixel iMCU, so TF's crop aligns the window's left edge down to 32) and 4:4:0 (chroma
+    halved vertically only) come from imagecodecs' libjpeg-turbo encoder (Pillow writes neither)."""
+    import imagecodecs
     img = photos.photo("chelsea", WINDOW_SHAPE)
     return {"420": _encode(img, subsampling=2), "422": _encode(img, subsampling=1),
             "444": _encode(img, quality=95, subsampling=0),
             "progressive": _encode(img, subsampling=2, progressive=True),
             "optimized": _encode(img, subsampling=2, optimize=True),
             "restarts": _encode(img, subsampling=2, restart_marker_blocks=2),
-            "grey": _encode(img, "L"), "cmyk": _encode(img, "CMYK")}
+            "grey": _encode(img, "L"), "cmyk": _encode(img, "CMYK"),
+            "411": bytes(imagecodecs.jpeg8_encode(img, 90, subsampling="411")),
+            "440": bytes(imagecodecs.jpeg8_encode(img, 90, subsampling="440"))}
 
 
 def truncated_files() -> dict[str, bytes]:
@@ -409,8 +413,11 @@ def _window_checks(store, rel: str, name: str, data) -> list[Check]:
         # decode-then-slice: wrong window edges on chroma-subsampled files, and the whole file's verdict
         # (a cut file fails everywhere) on the truncated ones
         # (not on 4:4:4 / grey / CMYK, where the slice is exact, nor on the cut progressive file, which TF
-        # rejects whatever the window, as the whole-file decode does)
-        if enc not in ("444", "grey", "cmyk", "progressive_cut90"):
+        # rejects whatever the window, as the whole-file decode does; nor on 4:1:1 and 4:4:0: libjpeg-turbo
+        # upsamples 4:1:1 chroma by replication (its interpolating "fancy" upsampling covers h2v1, h2v2 and
+        # h1v2 only) and 4:4:0 is subsampled across rows only, so no output pixel reads a column outside the
+        # window: the slice is exact there too, as the recorded windows show)
+        if enc not in ("444", "grey", "cmyk", "progressive_cut90", "411", "440"):
             out.append(Check(NAME, f"train_window_{key}[{enc}]:decode_then_slice", "max |diff| over windows", 0.0,
                              _window_check(store, rel, key, decode_then_slice), negative=True))
     return out

@@ -8,7 +8,7 @@
   with TF's accept/reject verdict on truncated files, through :mod:`torch_impl.pp.tf_jpeg` (TF's libjpeg
   calls on libjpeg-turbo). TF's partial decode treats the window as the image for chroma upsampling, so on
   4:2:0 / 4:2:2 files its edge columns differ from "decode everything, then slice" (up to ~20 levels); the
-  preprocess family's ``train_window_*`` rows check it on 8 encodings. Without the C extension it falls back,
+  preprocess family's ``train_window_*`` rows check it on 10 encodings. Without the C extension it falls back,
   loudly, to the previous decode (below).
 * :func:`decode_jpeg_fast`: whole images (or the rows down to a given one) through ``simplejpeg`` (PyPI,
   bundles libjpeg-turbo 3.x) with the FAST integer IDCT: TF's default ``decode_jpeg``, bit for bit. Used by
