@@ -53,7 +53,7 @@ from torch_impl.optim.schedule import big_vision_steps
 from torch_impl.optim.step import update as apply_update
 from torch_impl.pp import tf_jpeg
 from torch_impl.pp.backends.batched import randaugment_on_device
-from torch_impl.pp.backends.numpy import to_value_range
+from torch_impl.pp.backends.numpy import resize_backend, to_value_range
 from torch_impl.train import checkpoint as ckpt
 from torch_impl.train.metrics import MetricsLog
 from torch_impl.train.signals import StopOnSignal, TrainingAborted  # noqa: F401 - TrainingAborted re-exported
@@ -510,7 +510,6 @@ def bad_images_summary(reasons: dict[str, int], *, total: int | None = None) -> 
 def jpeg_decoder_info() -> dict:
     """Which crop-window JPEG decode this run uses (recorded in metadata.json): big_vision's own
     (torch_impl.pp.tf_jpeg), or the decode-then-slice fallback and why (also warned about, loudly)."""
-    from torch_impl.pp.backends.numpy import resize_backend
     st = tf_jpeg.status()
     if st.available:
         return {"crop_window_decode": "exact (TF's decode_and_crop_jpeg)", "libjpeg_turbo": st.version,
