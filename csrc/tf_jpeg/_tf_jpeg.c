@@ -152,6 +152,47 @@ typedef struct {
   char message[JMSG_LENGTH_MAX + 128];
 } job;
 
+/* TF's CMYK -> RGB (jpeg_mem.cc): Adobe files store inverted CMYK, so R = K * C / 255 there, else
+ * R = (255 - K) * (255 - C) / 255; integer division truncates as in TF. */
+static void cmyk_to_rgb(unsigned char *line, const unsigned char *p, int width, int adobe) {
+  for (int i = 0; i < width; i++, p += 4) {
+    int c = p[0], m = p[1], y = p[2], k = p[3];
+    if (adobe) {
+      line[3 * i + 0] = (unsigned char)((k * c) / 255);
+      line[3 * i + 1] = (unsigned char)((k * m) / 255);
+      line[3 * i + 2] = (unsigned char)((k * y) / 255);
+    } else {
+      line[3 * i + 0] = (unsigned char)((255 - k) * (255 - c) / 255);
+      line[3 * i + 1] = (unsigned char)((255 - k) * (255 - m) / 255);
+      line[3 * i + 2] = (unsigned char)((255 - k) * (255 - y) / 255);
+    }
+  }
+}
+
+/* After the window's rows: TF skips the rows below a crop (unread), then finishes, or aborts with the
+ * verdict. Called from run(), inside its setjmp frame, so a libjpeg error here still lands there. */
+static void finish(job *j, j_decompress_ptr cinfo, int status, int top, int height, int out_comps,
+                   int num_warnings) {
+  if (j->crop && cinfo->output_scanline < cinfo->output_height)
+    api.skip_scanlines(cinfo, cinfo->output_height - (JDIMENSION)top - (JDIMENSION)height);
+  if (status == OK && cinfo->output_components != out_comps) {
+    status = ERR_COMPONENTS;
+    snprintf(j->message, sizeof(j->message), "libjpeg produced %d components, %d expected",
+             cinfo->output_components, out_comps);
+  }
+  j->num_warnings = num_warnings;
+  if (status == OK) {
+    api.finish_decompress(cinfo);
+  } else {
+    api.abort_decompress(cinfo);
+    if (status == ERR_TRUNCATED)
+      snprintf(j->message, sizeof(j->message), "premature end of JPEG data: %d of the window's %d rows "
+               "decoded (the file is truncated or its entropy-coded data is corrupt)", j->rows_read, height);
+  }
+  j->status = status;
+  api.destroy_decompress(cinfo);
+}
+
 static void run(job *j) {
   struct jpeg_decompress_struct cinfo;
   error_mgr err;
@@ -307,45 +348,12 @@ static void run(job *j) {
         if (j->rows_read < 0) j->rows_read = 0;
         break;
       }
-      if (cmyk) {             /* TF's CMYK -> RGB, in place: each pixel is read before its bytes are written */
-        for (JDIMENSION k = 0; k < n; k++) {
-          unsigned char *line = rows[k];
-          const unsigned char *p = rows[k] + offset;
-          for (int i = 0; i < width; i++, p += 4) {
-            int c = p[0], m = p[1], y = p[2], kk = p[3];
-            if (cinfo.saw_Adobe_marker) {
-              line[3 * i + 0] = (unsigned char)((kk * c) / 255);
-              line[3 * i + 1] = (unsigned char)((kk * m) / 255);
-              line[3 * i + 2] = (unsigned char)((kk * y) / 255);
-            } else {
-              line[3 * i + 0] = (unsigned char)((255 - kk) * (255 - c) / 255);
-              line[3 * i + 1] = (unsigned char)((255 - kk) * (255 - m) / 255);
-              line[3 * i + 2] = (unsigned char)((255 - kk) * (255 - y) / 255);
-            }
-          }
-        }
-      }
+      if (cmyk)               /* in place: each pixel is read before its bytes are written */
+        for (JDIMENSION k = 0; k < n; k++) cmyk_to_rgb(rows[k], rows[k] + offset, width, cinfo.saw_Adobe_marker);
     }
     j->window = buf + (cmyk ? 0 : offset);
     j->window_stride = stride;
-    if (j->crop && cinfo.output_scanline < cinfo.output_height)
-      api.skip_scanlines(&cinfo, cinfo.output_height - (JDIMENSION)top - (JDIMENSION)height);
-    if (status == OK && cinfo.output_components != out_comps) {
-      status = ERR_COMPONENTS;
-      snprintf(j->message, sizeof(j->message), "libjpeg produced %d components, %d expected",
-               cinfo.output_components, out_comps);
-    }
-    j->num_warnings = err.pub.num_warnings;
-    if (status == OK) {
-      api.finish_decompress(&cinfo);
-    } else {
-      api.abort_decompress(&cinfo);
-      if (status == ERR_TRUNCATED)
-        snprintf(j->message, sizeof(j->message), "premature end of JPEG data: %d of the window's %d rows "
-                 "decoded (the file is truncated or its entropy-coded data is corrupt)", j->rows_read, height);
-    }
-    j->status = status;
-    api.destroy_decompress(&cinfo);
+    finish(j, &cinfo, status, top, height, out_comps, err.pub.num_warnings);
     return;
   }
   const int realign = (cinfo.output_width != (JDIMENSION)width);
@@ -376,19 +384,7 @@ static void run(job *j) {
       break;
     }
     if (cmyk) {
-      const unsigned char *p = temp + offset;
-      for (int i = 0; i < width; i++, p += 4) {
-        int c = p[0], m = p[1], y = p[2], k = p[3];
-        if (cinfo.saw_Adobe_marker) {
-          line[3 * i + 0] = (unsigned char)((k * c) / 255);
-          line[3 * i + 1] = (unsigned char)((k * m) / 255);
-          line[3 * i + 2] = (unsigned char)((k * y) / 255);
-        } else {
-          line[3 * i + 0] = (unsigned char)((255 - k) * (255 - c) / 255);
-          line[3 * i + 1] = (unsigned char)((255 - k) * (255 - m) / 255);
-          line[3 * i + 2] = (unsigned char)((255 - k) * (255 - y) / 255);
-        }
-      }
+      cmyk_to_rgb(line, temp + offset, width, cinfo.saw_Adobe_marker);
     } else if (realign) {
       memcpy(line, temp + offset, row_bytes);
     }
@@ -397,25 +393,7 @@ static void run(job *j) {
   free(temp);
   temp = NULL;
 
-  if (j->crop && cinfo.output_scanline < cinfo.output_height)
-    api.skip_scanlines(&cinfo, cinfo.output_height - (JDIMENSION)top - (JDIMENSION)height);
-
-  if (status == OK && cinfo.output_components != out_comps) {
-    status = ERR_COMPONENTS;
-    snprintf(j->message, sizeof(j->message), "libjpeg produced %d components, %d expected",
-             cinfo.output_components, out_comps);
-  }
-  j->num_warnings = err.pub.num_warnings;
-  if (status == OK) {
-    api.finish_decompress(&cinfo);
-  } else {
-    api.abort_decompress(&cinfo);
-    if (status == ERR_TRUNCATED)
-      snprintf(j->message, sizeof(j->message), "premature end of JPEG data: %d of the window's %d rows "
-               "decoded (the file is truncated or its entropy-coded data is corrupt)", j->rows_read, height);
-  }
-  j->status = status;
-  api.destroy_decompress(&cinfo);
+  finish(j, &cinfo, status, top, height, out_comps, err.pub.num_warnings);
 }
 
 /* ---- big_vision's resize(size) (TF ResizeBilinear, half_pixel_centers) + flip_lr (+ value_range(-1, 1)) -------
@@ -489,6 +467,13 @@ static void horizontal_row_scalar(const unsigned char *restrict row, int w, int 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define HAVE_AVX2_PATH 1
+/* The lanes idx (each 0..15) of the 16 floats q0 | q1: two in-register permutes and a blend. */
+__attribute__((target("avx2")))
+static inline __m256 pick16(__m256 q0, __m256 q1, __m256i idx, __m256i seven) {
+  return _mm256_blendv_ps(_mm256_permutevar8x32_ps(q0, idx), _mm256_permutevar8x32_ps(q1, idx),
+                          _mm256_castsi256_ps(_mm256_cmpgt_epi32(idx, seven)));
+}
+
 /* AVX2: the taps of 8 consecutive outputs lie within 16 consecutive input columns whenever the crop is at most
  * ~2x wider than the output (always when upscaling), within 24 up to ~2.9x, so two or three 8-float loads and
  * in-register permutes replace the 16 scalar loads; blocks whose taps spread wider use the scalar loop. The arithmetic is the same IEEE
@@ -520,47 +505,25 @@ static void horizontal_row_avx2(const unsigned char *restrict row, int w, int pw
   for (int c = 0; c < 3; c++) {
     const float *restrict p = planes + (size_t)c * pw;
     float *restrict d = dst + (size_t)c * t->ow;
-    if (!t->any_wide) {
-      for (int k = 0; k < t->nblocks; k++) {
-        const int x0 = 8 * k, base = t->base[k];
-        if (base < 0) {
-          lerp_scalar(p, t, x0, x0 + 8, d);
-          continue;
-        }
-        const __m256 q0 = _mm256_loadu_ps(p + base), q1 = _mm256_loadu_ps(p + base + 8);
-        const __m256i li = _mm256_loadu_si256((const __m256i *)(t->li + x0));
-        const __m256i ui = _mm256_loadu_si256((const __m256i *)(t->ui + x0));
-        const __m256 left = _mm256_blendv_ps(_mm256_permutevar8x32_ps(q0, li), _mm256_permutevar8x32_ps(q1, li),
-                                             _mm256_castsi256_ps(_mm256_cmpgt_epi32(li, seven)));
-        const __m256 right = _mm256_blendv_ps(_mm256_permutevar8x32_ps(q0, ui), _mm256_permutevar8x32_ps(q1, ui),
-                                              _mm256_castsi256_ps(_mm256_cmpgt_epi32(ui, seven)));
-        const __m256 fx = _mm256_loadu_ps(t->wx + x0);
-        _mm256_storeu_ps(d + x0, _mm256_add_ps(left, _mm256_mul_ps(_mm256_sub_ps(right, left), fx)));
+    for (int k = 0; k < t->nblocks; k++) {
+      const int x0 = 8 * k, base = t->base[k];
+      if (base < 0) {
+        lerp_scalar(p, t, x0, x0 + 8, d);
+        continue;
       }
-    } else {                  /* some block's taps span 16..23 columns (crops up to ~2.9x wider than the output) */
-      for (int k = 0; k < t->nblocks; k++) {
-        const int x0 = 8 * k, base = t->base[k];
-        if (base < 0) {
-          lerp_scalar(p, t, x0, x0 + 8, d);
-          continue;
-        }
-        const __m256 q0 = _mm256_loadu_ps(p + base), q1 = _mm256_loadu_ps(p + base + 8);
-        const __m256i li = _mm256_loadu_si256((const __m256i *)(t->li + x0));
-        const __m256i ui = _mm256_loadu_si256((const __m256i *)(t->ui + x0));
-        __m256 left = _mm256_blendv_ps(_mm256_permutevar8x32_ps(q0, li), _mm256_permutevar8x32_ps(q1, li),
-                                       _mm256_castsi256_ps(_mm256_cmpgt_epi32(li, seven)));
-        __m256 right = _mm256_blendv_ps(_mm256_permutevar8x32_ps(q0, ui), _mm256_permutevar8x32_ps(q1, ui),
-                                        _mm256_castsi256_ps(_mm256_cmpgt_epi32(ui, seven)));
-        if (t->wide[k]) {
-          const __m256 q2 = _mm256_loadu_ps(p + base + 16);
-          left = _mm256_blendv_ps(left, _mm256_permutevar8x32_ps(q2, li),
-                                  _mm256_castsi256_ps(_mm256_cmpgt_epi32(li, fifteen)));
-          right = _mm256_blendv_ps(right, _mm256_permutevar8x32_ps(q2, ui),
-                                   _mm256_castsi256_ps(_mm256_cmpgt_epi32(ui, fifteen)));
-        }
-        const __m256 fx = _mm256_loadu_ps(t->wx + x0);
-        _mm256_storeu_ps(d + x0, _mm256_add_ps(left, _mm256_mul_ps(_mm256_sub_ps(right, left), fx)));
+      const __m256 q0 = _mm256_loadu_ps(p + base), q1 = _mm256_loadu_ps(p + base + 8);
+      const __m256i li = _mm256_loadu_si256((const __m256i *)(t->li + x0));
+      const __m256i ui = _mm256_loadu_si256((const __m256i *)(t->ui + x0));
+      __m256 left = pick16(q0, q1, li, seven), right = pick16(q0, q1, ui, seven);
+      if (t->any_wide && t->wide[k]) {   /* taps spanning 16..23 columns (crops up to ~2.9x wider than the output) */
+        const __m256 q2 = _mm256_loadu_ps(p + base + 16);
+        left = _mm256_blendv_ps(left, _mm256_permutevar8x32_ps(q2, li),
+                                _mm256_castsi256_ps(_mm256_cmpgt_epi32(li, fifteen)));
+        right = _mm256_blendv_ps(right, _mm256_permutevar8x32_ps(q2, ui),
+                                 _mm256_castsi256_ps(_mm256_cmpgt_epi32(ui, fifteen)));
       }
+      const __m256 fx = _mm256_loadu_ps(t->wx + x0);
+      _mm256_storeu_ps(d + x0, _mm256_add_ps(left, _mm256_mul_ps(_mm256_sub_ps(right, left), fx)));
     }
     lerp_scalar(p, t, 8 * t->nblocks, t->ow, d);
   }
@@ -568,6 +531,17 @@ static void horizontal_row_avx2(const unsigned char *restrict row, int w, int pw
 #endif
 
 static int use_avx2 = -1;
+/* Whether this CPU runs the AVX2 passes (decided once; tests may switch to the scalar ones). */
+static void detect_avx2(void) {
+  if (use_avx2 >= 0) return;
+#ifdef HAVE_AVX2_PATH
+  __builtin_cpu_init();
+  use_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
+#else
+  use_avx2 = 0;
+#endif
+}
+
 /* Test hooks (parity/families/fast_paths.py negative controls, tests/test_fast_pipeline.py): fault 1 moves every
  * upper column tap one column right (an off-by-one in the table), fault 2 computes the vertical lerp with one
  * fused multiply-add (the contraction -ffp-contract=off forbids); both must be caught by the checks. */
@@ -628,14 +602,7 @@ static void vertical_row_float_avx2(const float *restrict t, const float *restri
 /* src: h rows of w RGB pixels, `stride` bytes apart; out: (3, oh, ow) float32 (to_float) or uint8. */
 static int resize_tf(const unsigned char *src, size_t stride, int h, int w, int oh, int ow, int flip, int to_float,
                      void *out) {
-  if (use_avx2 < 0) {
-#ifdef HAVE_AVX2_PATH
-    __builtin_cpu_init();
-    use_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
-#else
-    use_avx2 = 0;
-#endif
-  }
+  detect_avx2();
   const int pw = w + 32;                    /* plane pitch: room for a 24-float load past any tap */
   const int nblocks = ow / 8;
   const size_t nint = 2 * (size_t)oh + 4 * (size_t)ow + 2 * (size_t)nblocks + 8;
@@ -946,14 +913,7 @@ static PyObject *py_set_resize_options(PyObject *self, PyObject *args) {
   int simd, fault;
   (void)self;
   if (!PyArg_ParseTuple(args, "ii", &simd, &fault)) return NULL;
-  if (use_avx2 < 0) {
-#ifdef HAVE_AVX2_PATH
-    __builtin_cpu_init();
-    use_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
-#else
-    use_avx2 = 0;
-#endif
-  }
+  detect_avx2();
   PyObject *prev = Py_BuildValue("(ii)", use_avx2, resize_fault);
   if (simd >= 0) {
 #ifdef HAVE_AVX2_PATH
