@@ -105,11 +105,9 @@ class FastTrainPipeline:
                                value_range=fused, out=out if self.randaug is None else None)
         if self.randaug is not None:
             img = fast_randaugment(img, self.randaug[0], self.randaug[1], generator=self.generator)
-        img = img if self.output == "uint8" or fused else to_value_range(img)
-        if out is not None and img is not out and img.shape == out.shape and img.dtype == out.dtype:
-            out.copy_(img)
-            return out
-        return img
+        # the image is ``out`` when the C path wrote into it, else a new tensor the batch assembly copies
+        # (data.batching.fill_batch: the one place that does)
+        return img if self.output == "uint8" or fused else to_value_range(img)
 
 
 __all__ = ["train_pipeline", "eval_pipeline", "FastTrainPipeline"]

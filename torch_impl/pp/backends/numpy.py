@@ -342,8 +342,9 @@ def crop_resize_flip(data: bytes, box: Sequence[int], size: int = 224, *, flip: 
 
     With the C extension (the default where it is built) the decode and the resize are one C call
     (:func:`torch_impl.pp.tf_jpeg.decode_resize`, GIL released) that writes into ``out`` (a contiguous
-    (3, size, size) tensor of the output dtype, e.g. a row of a preallocated batch) when given; otherwise the
-    result is copied into ``out``. Every backend gives the same bits."""
+    (3, size, size) tensor of the output dtype, e.g. a row of a preallocated batch) when given and returns it;
+    the other paths return a new tensor, which the batch assembly (data.batching.fill_batch) copies into its
+    row. Every backend gives the same bits."""
     bh, bw = int(box[2]), int(box[3])
     if out is not None and (out.dtype != (torch.float32 if value_range else torch.uint8) or
                             tuple(out.shape) != (3, size, size) or out.device.type != "cpu"):
@@ -356,14 +357,10 @@ def crop_resize_flip(data: bytes, box: Sequence[int], size: int = 224, *, flip: 
                                         out=o)
         except tf_jpeg.JpegDecodeError as e:
             raise window_decode_error(e, box, path) from None
-        if o is not None:
-            return out
-        res = torch.from_numpy(res)
-        return out.copy_(res) if out is not None else res
+        return out if o is not None else torch.from_numpy(res)
     crop = decode_crop_hwc(data, box, fast_dct=fast_dct, path=path, exact=exact,
                            out=_scratch(bh, bw) if bh > 0 and bw > 0 else None)
-    img = _resize_hwc(crop, size, size, flip, value_range)
-    return out.copy_(img) if out is not None else img
+    return _resize_hwc(crop, size, size, flip, value_range)
 
 
 def to_value_range(image: torch.Tensor, vmin: float = -1.0, vmax: float = 1.0) -> torch.Tensor:
