@@ -78,20 +78,13 @@ def _filled(fn):
     return run
 
 
-def _switched(fn, *, c_resize: bool, numba: bool):
-    """fn run with the C resize and the numba kernels switched as given (restored after each call)."""
-    from torch_impl.pp import tf_jpeg
-    from torch_impl.pp.backends import numba as NK
+def _switched(fn, backend: str):
+    """fn run with the fast path's resize backend forced (backends.numpy.forced_resize_backend) for each call."""
+    from torch_impl.pp.backends.numpy import forced_resize_backend
 
     def run(i):
-        prev_c = tf_jpeg.set_c_resize(c_resize) if tf_jpeg.c_resize_available() else None
-        prev_nk = NK.set_enabled(numba)
-        try:
+        with forced_resize_backend(backend):
             return fn(i)
-        finally:
-            NK.set_enabled(prev_nk)
-            if prev_c is not None:
-                tf_jpeg.set_c_resize(prev_c)
     return run
 
 
@@ -115,7 +108,7 @@ def contenders(jpegs: list[bytes], randaug: bool, seed: int = 0) -> dict:
         # the previous fast path (numba resize, stacked batches), same bits
         fast_nb = FP.FastTrainPipeline(224, randaug=(2, 10) if randaug else None,
                                        generator=torch.Generator().manual_seed(seed))
-        out["fast, numba resize"] = _switched(lambda i: fast_nb(jpegs[i % n]), c_resize=False, numba=True)
+        out["fast, numba resize"] = _switched(lambda i: fast_nb(jpegs[i % n]), "numba")
     fast_old = FP.FastTrainPipeline(224, randaug=(2, 10) if randaug else None, crop_decode=False,
                                     generator=torch.Generator().manual_seed(seed))
     out["fast, old decode"] = lambda i: fast_old(jpegs[i % n])
@@ -123,7 +116,7 @@ def contenders(jpegs: list[bytes], randaug: bool, seed: int = 0) -> dict:
         # The same pipeline on the numpy kernels (same bits), to show what the compiled kernels buy.
         fast_np = FP.FastTrainPipeline(224, randaug=(2, 10) if randaug else None,
                                        generator=torch.Generator().manual_seed(seed))
-        out["fast, numpy kernels"] = _switched(lambda i: fast_np(jpegs[i % n]), c_resize=False, numba=False)
+        out["fast, numpy kernels"] = _switched(lambda i: fast_np(jpegs[i % n]), "numpy")
 
     try:
         from torch_impl.pp.geometry import flip_lr

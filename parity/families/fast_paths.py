@@ -31,6 +31,8 @@ on crafted crops.)
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 import torch
 
@@ -72,38 +74,22 @@ def make_requests() -> dict[str, dict[str, np.ndarray]]:
     return reqs
 
 
-class _Backend:
-    """Force one resize backend of the fast path: "c" (the C resize fused after the crop-window decode,
-    torch_impl.pp.tf_jpeg.decode_resize), "numba" (compiled kernels), "numpy" (the fallback); None leaves the
-    default. ``fault`` (with "c") injects a C-resize fault for the negative controls: 1 = an off-by-one in the
-    column table, 2 = the vertical lerp as one FMA."""
-
-    def __init__(self, name: str | None, fault: int = 0):
-        self.name, self.fault = name, fault
-
-    def __enter__(self):
-        from torch_impl.pp import tf_jpeg
-        from torch_impl.pp.backends import numba as NK
-        if self.name is None:
-            return self
-        self.prev_c = tf_jpeg.set_c_resize(self.name == "c")
-        self.prev_nk = NK.set_enabled(self.name == "numba" or (self.name == "c" and NK.available()))
-        if self.fault:
-            from torch_impl.pp import _tf_jpeg as E
-            self.prev_fault = E._set_resize_options(-1, self.fault)[1]
-        return self
-
-    def __exit__(self, *exc):
-        from torch_impl.pp import tf_jpeg
-        from torch_impl.pp.backends import numba as NK
-        if self.name is None:
-            return False
-        if self.fault:
-            from torch_impl.pp import _tf_jpeg as E
-            E._set_resize_options(-1, self.prev_fault)
-        NK.set_enabled(self.prev_nk)
-        tf_jpeg.set_c_resize(self.prev_c)
-        return False
+@contextmanager
+def _resize_backend(name: str | None, fault: int = 0):
+    """Force one resize backend of the fast path (backends.numpy.forced_resize_backend: "c", "numba", "numpy";
+    None leaves the default). ``fault`` (with "c") injects a C-resize fault for the negative controls:
+    1 = an off-by-one in the column table, 2 = the vertical lerp as one FMA."""
+    from torch_impl.pp.backends.numpy import forced_resize_backend
+    with forced_resize_backend(name):
+        if not fault:
+            yield
+            return
+        from torch_impl.pp import _tf_jpeg as E
+        prev = E._set_resize_options(-1, fault)[1]
+        try:
+            yield
+        finally:
+            E._set_resize_options(-1, prev)
 
 
 def _backends() -> tuple[str, ...]:
@@ -181,7 +167,7 @@ def _resize_check(store, rel, *, impl="ours"):
             # the C resize on TF's own crop ("c:fault=N" injects a C-resize fault)
             from torch_impl.pp import tf_jpeg
             fault = int(impl.split("=")[1]) if "=" in impl else 0
-            with _Backend("c", fault):
+            with _resize_backend("c", fault):
                 for flip in (False, True):
                     got = tf_jpeg.resize_hwc(data["dac_3"], oh, ow, flip=flip)
                     pairs.append((f"C resize(dac_3, flip={flip})", got.transpose(1, 2, 0),
@@ -205,7 +191,7 @@ def _pipeline_check(store, rel, backend=None):
         data = store.load(rel)
         spec = decode_spec(data["spec"])
         top, left, bh, bw, oh, ow = spec["resize"][0]
-        with _Backend(backend):
+        with _resize_backend(backend):
             ours = _hwc(FP.crop_resize_flip(data["jpeg"].tobytes(), (top, left, bh, bw), oh))
             ours_flip = _hwc(FP.crop_resize_flip(data["jpeg"].tobytes(), (top, left, bh, bw), oh, flip=True))
         ref = data["resized_0"]
@@ -314,7 +300,7 @@ def _fast_window(backend: str | None, fault: int = 0):
         from torch_impl.pp.jpeg import decode_crop_jpeg
         if key == "crop":
             return _hwc(decode_crop_jpeg(jpeg, box))
-        with _Backend(backend, fault):
+        with _resize_backend(backend, fault):
             return _hwc(FP.crop_resize_flip(jpeg, box, 224))
     return fn
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import threading
 import types
 from collections.abc import Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 
 import numpy as np
@@ -276,6 +277,25 @@ def resize_backend() -> str:
         from torch_impl.pp import _tf_jpeg
         return "C (AVX2)" if _tf_jpeg._set_resize_options(-1, -1)[0] else "C (scalar)"
     return "numba" if _nk.enabled() else "numpy"
+
+
+@contextmanager
+def forced_resize_backend(name: str | None):
+    """Run the fast path with one resize backend: "c" (the C resize fused after the decode; numba stays on for
+    the RandAugment kernels where installed), "numba" or "numpy" (the fallback); None leaves the default. The
+    previous settings come back on exit. Benchmarks and the parity checks run each backend a user can train with."""
+    if name is None:
+        yield
+        return
+    if name not in ("c", "numba", "numpy"):
+        raise ValueError(f"resize backend must be 'c', 'numba' or 'numpy', got {name!r}")
+    prev_c = tf_jpeg.set_c_resize(name == "c")       # ("c" without the extension raises ImportError)
+    prev_nk = _nk.set_enabled(name == "numba" or (name == "c" and _nk.available()))
+    try:
+        yield
+    finally:
+        _nk.set_enabled(prev_nk)
+        tf_jpeg.set_c_resize(prev_c)
 
 
 def _resize_hwc(crop: np.ndarray, oh: int, ow: int, flip: bool, value_range: bool = False) -> torch.Tensor:
