@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -85,14 +86,86 @@ def test_bench_big_vision_pipeline_tiny(big_vision_env):
     rates, cpu_ms = pipeline.big_vision(jpegs, n=32, repeats=1, warmup=0, core=None, randaug=True)
     assert len(rates) == 1 and rates[0] > 0 and len(cpu_ms) == 1 and cpu_ms[0] > 0
     server = pipeline.BigVisionServer(jpegs, n=8, warmup=0, core=None, randaug=False)  # interleaved mode
+    cpus = []
     try:
         for _ in range(2):
             rate, cpu = server.run()
             assert rate > 0 and cpu > 0
+            cpus.append(cpu)
+            time.sleep(0.5)   # tf.data reads ahead meanwhile; charged to the next repeat
     finally:
         server.close()
     assert server.proc.returncode == 0
+    # tf.data's default options (read-ahead on) in serve mode; the charges are contiguous (nothing between
+    # the repeats goes uncharged), so the total is the mean of the two equal-sized repeats' charges
+    assert server.info["read_ahead"] is True and server.images_total == 2 * server.info["images"]
+    assert server.cpu_total_ms == pytest.approx(sum(cpus) / 2, rel=1e-9)
 
+
+def test_cpu_ledger_charges_work_between_repeats_to_the_next_repeat():
+    """reference.bench_pipeline.CpuLedger (no TF at import) with a scripted clock: CPU before start() (the end of
+    the warm-up) is not charged, background CPU between repeats is charged to the next repeat, the total is all CPU since start
+    over all images."""
+    from reference.bench_pipeline import CpuLedger
+    now = [5.0]   # CPU seconds already spent (TF import, warm-up, its read-ahead): never charged
+    ledger = CpuLedger(clock=lambda: now[0])
+    with pytest.raises(RuntimeError):
+        ledger.charge(10)
+    assert ledger.total_ms is None
+    ledger.start()
+    now[0] += 0.010            # repeat 1: 10 ms for 10 images
+    assert ledger.charge(10) == pytest.approx(1.0)
+    now[0] += 0.004            # read-ahead in the background while the caller's contenders run ...
+    ledger.start()             # ... a later start() does not move the mark
+    now[0] += 0.006            # repeat 2's own work (it found 4 ms worth of images already made)
+    assert ledger.charge(10) == pytest.approx(1.0)
+    now[0] += 0.030            # repeat 3: 20 images
+    assert ledger.charge(20) == pytest.approx(1.5)
+    assert ledger.cpu_ms == pytest.approx([1.0, 1.0, 1.5])
+    assert ledger.images == 40 and ledger.total_ms == pytest.approx(50 / 40)
+    with pytest.raises(ValueError):
+        ledger.charge(0)
+
+
+def test_bench_pipeline_interleaved_reports_paired_cpu_ratios(no_pinning, monkeypatch, capsys, tmp_path):
+    """The interleaved report, with a scripted stand-in for the big_vision subprocess (no TF here): its
+    per-repeat CPU ms paired with fast (ours)'s repeat by repeat, their median, the total figure, the note that
+    its img/s do not compare; all in the --json too."""
+    from parity import reference_runner
+    from parity.bench import pipeline
+    bv_cpu = iter([4.0, 8.0, 2.0])
+
+    class FakeServer(pipeline.BigVisionServer):
+        def __init__(self, jpegs, *, n, warmup, core, randaug, read_ahead=True):
+            self.cpu_total_ms, self.images_total, self.n, self.charged = None, 0, n, []
+
+        def run(self):
+            self.charged.append(next(bv_cpu))
+            self.images_total += self.n
+            self.cpu_total_ms = sum(self.charged) / len(self.charged)
+            return 100.0, self.charged[-1]
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(pipeline, "BigVisionServer", FakeServer)
+    monkeypatch.setattr(reference_runner, "big_vision_dir", lambda *a, **k: "/nonexistent")
+    ours_cpu = iter([2.0, 2.0, 4.0])
+    monkeypatch.setattr(common, "timed", lambda fn, n: (50.0, next(ours_cpu)))
+    out = tmp_path / "p.json"
+    rc = parity_main(["bench", "pipeline", "--n", "2", "--repeats", "3", "--warmup", "0", "--only", "fast (ours)",
+                      "--interleave-big-vision", "--json", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0
+    # paired ratios 4/2, 8/2, 2/4 -> 2.0, 4.0, 0.5: median 2.00; totals (14/3) / (8/3) = 1.75
+    assert "median of the paired per-repeat ratios 2.00x" in text and "totals 1.75x" in text
+    assert "not comparable" in text and "4.667 ms/image" in text
+    data = json.loads(out.read_text())
+    assert data["interleaved_big_vision"] is True
+    assert data["cpu_ms"]["big_vision tf.data"] == [4.0, 8.0, 2.0]
+    fv = data["fast_vs_big_vision"]
+    assert fv["paired_cpu_ratios"] == [2.0, 4.0, 0.5] and fv["paired_cpu_ratio_median"] == 2.0
+    assert fv["total_cpu_ratio"] == pytest.approx(1.75) and data["big_vision_cpu_total_ms"] == pytest.approx(14 / 3)
 
 def test_bench_e2e_runs_the_training_loop_on_made_up_jpegs(tmp_path, capsys):
     """The end-to-end benchmark's plumbing on the CPU (tiny model): model-only, each input pipeline alone
