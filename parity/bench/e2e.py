@@ -116,7 +116,9 @@ def loop_rate(cfg, splits, workdir: Path, warmup: int, name: str) -> tuple[commo
 
 
 def loader_rate(cfg, splits, steps: int, warmup: int, name: str) -> common.Series:
-    """The DataLoader alone (same workers, batch, transforms), batches per second as img/s."""
+    """The DataLoader alone (same workers, batch, transforms), batches per second as img/s. Each batch is given
+    back as soon as it arrives (data.batching.release, as the training loop does after its step)."""
+    from torch_impl.data.batching import release
     from torch_impl.data.loader import make_loader
     from torch_impl.data.sampling import StepSampler
     B = cfg.input.batch_size
@@ -125,13 +127,13 @@ def loader_rate(cfg, splits, steps: int, warmup: int, name: str) -> common.Serie
     it = iter(make_loader(splits.train, sampler, B, num_workers=cfg.input.num_workers, pin_memory=False,
                           collate_fn=collate_train if cfg.runtime.device_decode else None))
     for _ in range(warmup):
-        next(it)
+        release(next(it))
     s = common.Series(name)
     k = max(1, steps // 3)
     for _ in range(3):
         t0 = time.perf_counter()
         for _ in range(k):
-            next(it)
+            release(next(it))
         s.rates.append(k * B / (time.perf_counter() - t0))
     del it
     return s

@@ -5,7 +5,10 @@ Contenders, same JPEGs (parity.photos.imagenet_like_jpegs: 500x375, quality 90),
                          (decode_and_crop_jpeg, pp.tf_jpeg), resize + flip (+ value_range without RandAugment)
                          in the same C call (tf_jpeg.decode_resize), RandAugment17 on uint8 (numba kernels);
                          each image written into its row of the batch by data.batching.fill_batch, the code
-                         ImageFiles.__getitems__ runs in the training loader
+                         ImageFiles.__getitems__ runs in a training DataLoader worker, into a reused
+                         shared-memory segment (data.batching.BatchPool), as the worker does
+  fast, fresh shared batches  the same, each batch in a new shared-memory segment (what default_collate
+                         allocates in a worker; the training loader before BatchPool)
   fast, numba resize     the previous fast path: the same decode, the resize in the numba kernel, batches
                          stacked (torch.stack), to show what the C resize and the in-place batch buy
   fast, old decode       the same as fast (ours) with the previous decode (fast-DCT rows down to the window's
@@ -65,11 +68,13 @@ def _batched(fn):
     return run
 
 
-def _filled(fn):
+def _filled(fn, alloc=None):
     """Per-image fn(i, out) -> a callable(i) that writes every BATCH images into one batch tensor with
-    data.batching.fill_batch (what ImageFiles.__getitems__ does in the training loader), a fresh batch each time
-    (as each loader batch is)."""
-    from torch_impl.data.batching import fill_batch
+    data.batching.fill_batch, as ImageFiles.__getitems__ does in a training DataLoader worker: by default in a
+    shared-memory segment of a data.batching.BatchPool (the worker's pool), given back right after (as the
+    training loop does after its step); ``alloc``: another batch allocator (e.g. a fresh segment per batch)."""
+    from torch_impl.data.batching import WORKER_POOL_SLOTS, BatchPool, fill_batch
+    pool = BatchPool(WORKER_POOL_SLOTS, shared=True) if alloc is None else None
     pending = []
 
     def run(i):
@@ -77,7 +82,11 @@ def _filled(fn):
         if len(pending) == BATCH:
             idx = list(pending)
             pending.clear()
-            fill_batch(BATCH, lambda k, out: fn(idx[k], out))
+            batch = fill_batch(BATCH, lambda k, out: fn(idx[k], out),
+                               alloc=pool.new_batch if pool is not None else alloc,
+                               abandon=(lambda b: pool.token(b).release()) if pool is not None else None)
+            if pool is not None:
+                pool.token(batch).release()
     run.filled = True
     return run
 
@@ -99,6 +108,7 @@ def contenders(jpegs: list[bytes], randaug: bool, seed: int = 0) -> dict:
     from PIL import Image
     from torchvision.transforms import v2
 
+    from torch_impl.data.batching import fresh_batch
     from torch_impl.pp import pipelines as FP
     n = len(jpegs)
     out = {}
@@ -106,6 +116,11 @@ def contenders(jpegs: list[bytes], randaug: bool, seed: int = 0) -> dict:
     fast = FP.FastTrainPipeline(224, randaug=(2, 10) if randaug else None,
                                 generator=torch.Generator().manual_seed(seed))
     filled["fast (ours)"] = lambda i, o: fast(jpegs[i % n], out=o)
+    # the same, each batch in a new shared-memory segment (what default_collate allocates in a worker; the
+    # training loader's batches before data.batching.BatchPool)
+    fresh = FP.FastTrainPipeline(224, randaug=(2, 10) if randaug else None,
+                                 generator=torch.Generator().manual_seed(seed))
+    fresh_shared = (lambda i, o: fresh(jpegs[i % n], out=o)), (lambda m, like: fresh_batch(m, like, shared=True))
     from torch_impl.pp import tf_jpeg
     from torch_impl.pp.backends import numba as NK
     if NK.available() and tf_jpeg.c_resize_enabled():
@@ -150,6 +165,7 @@ def contenders(jpegs: list[bytes], randaug: bool, seed: int = 0) -> dict:
             return tv(im.convert("RGB"))
     out["torchvision v2"] = torchvision_pipeline
     runs = {k: _filled(f) for k, f in filled.items()}
+    runs["fast, fresh shared batches"] = _filled(*fresh_shared)
     runs.update({k: _batched(f) for k, f in out.items()})
     return runs
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
-from torch_impl.data.batching import batch_of_rows
+from torch_impl.data.batching import batch_of_rows, slot_of
 from torch_impl.pp.backends.batched import decode_crop_resize
 
 
@@ -34,7 +34,8 @@ def ignore_stop_signals(worker_id: int | None = None) -> None:
 
 
 def collate_train(items: list[dict]) -> dict:
-    """default_collate, except for images already written into one batch tensor (data.batching; used as it is)
+    """default_collate, except for images already written into one batch tensor (data.batching; used as it is,
+    with ``slot``, its pool segment's token, when a worker wrote it)
     and for undecoded JPEGs (``runtime.device_decode``). Then ``image`` holds only
     the images decoded in the workers, at rows ``image_index`` of the batch, and ``deferred`` the others:
     ``index`` (k,) rows, ``blob`` (all k files in one uint8 tensor: one shared-memory segment instead of k),
@@ -47,7 +48,10 @@ def collate_train(items: list[dict]) -> dict:
         # the images were written into one batch tensor (data.batching: ImageFiles.__getitems__): use it as
         # is, collate the rest as default_collate does
         out = default_collate([{k: v for k, v in it.items() if k != "image"} for it in items])
-        return {"image": batch, **out}
+        # in a worker, the batch lies in one of its pool's reused segments: its token travels with it, and the
+        # main process gives it back (data.batching.release) when done reading it
+        slot = slot_of(batch)
+        return {"image": batch, **out, **({"slot": slot} if slot is not None else {})}
     now = [i for i, it in enumerate(items) if not isinstance(it["image"], dict)]
     d = [items[i]["image"] for i in later]
     size = d[0]["size"]

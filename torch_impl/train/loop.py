@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from torch_impl.config import TrainConfig, uses_cuda
+from torch_impl.data.batching import release
 from torch_impl.data.datasets import BAD_REASONS, Splits
 from torch_impl.data.loader import assemble_batch, collate_train, make_loader
 from torch_impl.data.placement import DEVICE, SPLIT, placement_for
@@ -187,6 +188,7 @@ def evaluate(model, dataset, *, batch_size: int, d: Dist, amp: torch.dtype | Non
         sums[1] += torch.where(ok, softmax_xent(logits, onehot, reduction=False), 0.0).sum().double()
         sums[2] += ok.sum().double()
         sums[3] += (~ok).sum().double()
+        release(batch)      # done reading it: its worker may write the next batch into its segment
     _all_reduce_sum(sums, d)
     model.train()
     c, loss, cnt, skipped = sums.tolist()
@@ -429,6 +431,9 @@ def _train(cfg, splits, workdir, d: Dist, resume, metadata, stop_after_step, ech
                 logits = out[0] if isinstance(out, tuple) else out
                 loss = softmax_xent(logits.float(), y) / accum
                 loss.backward()
+            # done reading this batch (on the CPU device x may be the worker's shared segment itself, read
+            # until the backward): its worker may write a later batch into it (data.batching.BatchPool)
+            release(batch)
             loss_sum += loss.detach()
         # the loss of the global batch (mean over processes), checked before the update is applied; the
         # stop flag (a SIGINT/SIGTERM on any rank) rides on the same all_reduce: every rank stops after this step

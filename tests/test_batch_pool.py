@@ -1,0 +1,143 @@
+"""Reused shared-memory batches (data.batching.BatchPool): a DataLoader worker writes a batch only into a
+segment the main process has given back, so reuse saves the fresh segment per batch (its page faults and
+zeroed pages) and never overwrites a batch still in use.
+
+The checks: the pool's own rules (reuse after release only, a cap, fresh tensors past it); in real DataLoader
+workers over real JPEGs, batches equal the main process's bit for bit whether the consumer gives them back
+(reuse: few segments) or holds every one (no reuse: each held batch keeps its pixels to the end); and a pool
+that ignores the in-use flag (negative control) is caught by that held-batches check.
+"""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from parity import photos
+from torch_impl.config import PPConfig
+from torch_impl.data import ImageFiles, list_image_folder, train_transform
+from torch_impl.data import batching
+from torch_impl.data.batching import BatchPool, fill_batch, release
+from torch_impl.data.loader import PREFETCH_FACTOR, make_loader
+from torch_impl.pp import tf_jpeg
+
+N_BATCHES = 24
+BATCH = 4
+
+
+def test_pool_reuses_a_segment_only_after_release():
+    pool = BatchPool(3, shared=True)
+    like = torch.zeros(3, 8, 8)
+    a = pool.new_batch(4, like)
+    assert a.shape == (4, 3, 8, 8) and a.is_contiguous() and a.untyped_storage().is_shared()
+    assert a.data_ptr() % 64 == 0                     # the C resize's AVX2 stores
+    b = pool.new_batch(4, like)
+    assert pool.allocated == 2 and a.data_ptr() != b.data_ptr()     # a not given back: a new segment
+    pool.token(a).release()
+    c = pool.new_batch(4, like)
+    assert pool.allocated == 2 and c.data_ptr() == a.data_ptr()     # given back: reused
+    d = pool.new_batch(4, like)                       # the third and last segment
+    e = pool.new_batch(4, like)                       # cap reached: a fresh tensor outside the pool
+    assert pool.allocated == 3 and pool.token(e) is None and pool.token(d) is not None
+    assert len({x.data_ptr() for x in (b, c, d, e)}) == 4
+    u = pool.new_batch(2, torch.zeros(3, 8, 8, dtype=torch.uint8))  # another size: never a float segment
+    assert u.dtype == torch.uint8 and pool.token(u) is None
+
+
+def test_fill_batch_gives_the_segment_back_when_it_gives_up():
+    pool = BatchPool(1, shared=False)
+    like = torch.zeros(2, 2)
+
+    def raising(k, out):
+        if k == 1:
+            raise OSError("unreadable")
+        return like
+    with pytest.raises(OSError):
+        fill_batch(3, raising, alloc=pool.new_batch, abandon=lambda b: pool.token(b).release())
+    x = pool.new_batch(3, like)
+    assert pool.allocated == 1 and pool.token(x) is not None       # the segment came back
+
+
+@pytest.fixture(scope="module")
+def jpeg_folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pool")
+    (root / "a").mkdir()
+    img = photos.photo("chelsea", (96, 128))
+    for i in range(6):
+        buf = io.BytesIO()
+        Image.fromarray(np.roll(img, 11 * i, axis=1)).save(buf, "JPEG", quality=90)
+        (root / "a" / f"{i}.JPEG").write_bytes(buf.getvalue())
+    return root
+
+
+def _dataset(root):
+    pp = PPConfig(crop_size=32, randaug_num_layers=0, randaug_magnitude=0, fast_decode=True)
+    ds = ImageFiles(list_image_folder(root), transform=train_transform(pp))
+    assert ds.transform.writes_into
+    return ds
+
+
+class _Fixed(torch.utils.data.Sampler):
+    def __init__(self, items):
+        self.items = items
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def __len__(self):
+        return len(self.items)
+
+
+def _items(ds):
+    return [(i % len(ds), 1000 + i) for i in range(N_BATCHES * BATCH)]
+
+
+def _reference(ds):
+    return [b["image"].clone() for b in make_loader(ds, _Fixed(_items(ds)), BATCH, num_workers=0)]
+
+
+def _segment_of(batch):
+    """Which worker segment a batch came in (its shared memory's inode, from the main process's mapping)."""
+    import os
+    fd, _ = batch["image"].untyped_storage()._share_fd_cpu_()
+    return os.fstat(fd).st_ino
+
+
+@pytest.mark.skipif(not tf_jpeg.available(), reason="needs the exact crop decoder")
+def test_worker_batches_reuse_given_back_segments_and_never_held_ones(jpeg_folder):
+    ds = _dataset(jpeg_folder)
+    ref = _reference(ds)
+    # given back after use, as the training loop does: equal batches, a handful of segments
+    seen = []
+    for k, batch in enumerate(make_loader(ds, _Fixed(_items(ds)), BATCH, num_workers=1)):
+        assert "slot" in batch
+        assert torch.equal(batch["image"], ref[k]), k
+        seen.append(_segment_of(batch))
+        release(batch)
+    assert len(seen) == N_BATCHES
+    assert len(set(seen)) <= PREFETCH_FACTOR + 3 < N_BATCHES
+    # held (never given back): no batch is ever written again
+    held = list(make_loader(ds, _Fixed(_items(ds)), BATCH, num_workers=1))
+    assert sum("slot" in b for b in held) == batching.WORKER_POOL_SLOTS    # then fresh batches, as before
+    for k, batch in enumerate(held):
+        assert torch.equal(batch["image"], ref[k]), k
+
+
+@pytest.mark.skipif(not tf_jpeg.available(), reason="needs the exact crop decoder")
+def test_a_pool_that_ignores_the_in_use_flag_is_caught(jpeg_folder, monkeypatch):
+    """Negative control: reusing segments regardless of the flag overwrites held batches, and the held-batches
+    check above sees it. (The DataLoader forks its workers, which inherit the patched pool.)"""
+    ds = _dataset(jpeg_folder)
+    ref = _reference(ds)
+    real = BatchPool._segment
+
+    def reckless(self, nbytes):
+        if self._slots:
+            return self._slots[0]
+        return real(self, nbytes)
+    monkeypatch.setattr(BatchPool, "_segment", reckless)
+    held = list(make_loader(ds, _Fixed(_items(ds)), BATCH, num_workers=1))
+    assert not all(torch.equal(b["image"], r) for b, r in zip(held, ref))
