@@ -141,3 +141,15 @@ def test_a_pool_that_ignores_the_in_use_flag_is_caught(jpeg_folder, monkeypatch)
     monkeypatch.setattr(BatchPool, "_segment", reckless)
     held = list(make_loader(ds, _Fixed(_items(ds)), BATCH, num_workers=1))
     assert not all(torch.equal(b["image"], r) for b, r in zip(held, ref))
+
+
+def test_the_token_survives_pin_memory_unchanged():
+    """torch's pin thread copies the batch's tensors and leaves other objects as they are: the token still
+    names the worker's segment after pinning (checked without CUDA: pin_memory only touches tensors)."""
+    from torch.utils.data._utils.pin_memory import pin_memory
+    pool = BatchPool(1, shared=True)
+    batch = pool.new_batch(2, torch.zeros(3, 4, 4))
+    token = pool.token(batch)
+    assert pin_memory({"slot": token})["slot"] is token
+    release({"slot": token})
+    assert pool.token(pool.new_batch(2, torch.zeros(3, 4, 4))) is not None and pool.allocated == 1
