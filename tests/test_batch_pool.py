@@ -21,7 +21,7 @@ from torch_impl.config import PPConfig
 from torch_impl.data import ImageFiles, list_image_folder, train_transform
 from torch_impl.data import batching
 from torch_impl.data.batching import BatchPool, fill_batch, release
-from torch_impl.data.loader import PREFETCH_FACTOR, make_loader
+from torch_impl.data.loader import PREFETCH_FACTOR, collate_train, make_loader
 from torch_impl.pp import tf_jpeg
 
 N_BATCHES = 24
@@ -129,7 +129,7 @@ def test_worker_batches_reuse_given_back_segments_and_never_held_ones(jpeg_folde
 @pytest.mark.skipif(not tf_jpeg.available(), reason="needs the exact crop decoder")
 def test_a_pool_that_ignores_the_in_use_flag_is_caught(jpeg_folder, monkeypatch):
     """Negative control: reusing segments regardless of the flag overwrites held batches, and the held-batches
-    check above sees it. (The DataLoader forks its workers, which inherit the patched pool.)"""
+    check above sees it."""
     ds = _dataset(jpeg_folder)
     ref = _reference(ds)
     real = BatchPool._segment
@@ -139,7 +139,13 @@ def test_a_pool_that_ignores_the_in_use_flag_is_caught(jpeg_folder, monkeypatch)
             return self._slots[0]
         return real(self, nbytes)
     monkeypatch.setattr(BatchPool, "_segment", reckless)
-    held = list(make_loader(ds, _Fixed(_items(ds)), BATCH, num_workers=1))
+    # the training loader's settings, with the fork start method named (whatever the default), so the worker
+    # inherits the patch
+    loader = torch.utils.data.DataLoader(ds, batch_size=BATCH, sampler=_Fixed(_items(ds)), num_workers=1,
+                                         prefetch_factor=PREFETCH_FACTOR, collate_fn=collate_train,
+                                         multiprocessing_context="fork")
+    held = list(loader)
+    assert len(held) == N_BATCHES and all("slot" in b for b in held)
     assert not all(torch.equal(b["image"], r) for b, r in zip(held, ref))
 
 
