@@ -99,15 +99,32 @@ def _reference(ds):
     return [b["image"].clone() for b in make_loader(ds, _Fixed(_items(ds)), BATCH, num_workers=0)]
 
 
-def _segment_of(batch):
-    """Which worker segment a batch came in (its shared memory's inode, from the main process's mapping)."""
+def _segment_of(batch, strategy: str):
+    """Which worker segment a batch came in: its shared memory's inode (file_descriptor strategy) or its
+    shared-memory file's name (file_system), from the main process's mapping."""
     import os
-    fd, _ = batch["image"].untyped_storage()._share_fd_cpu_()
+    storage = batch["image"].untyped_storage()
+    if strategy == "file_system":
+        return storage._share_filename_cpu_()[1]
+    fd, _ = storage._share_fd_cpu_()
     return os.fstat(fd).st_ino
 
 
+@pytest.fixture(params=["file_descriptor", "file_system"])
+def sharing_strategy(request):
+    """torch's two ways of sharing CPU tensors between processes (users switch to file_system when they run
+    out of file descriptors); the pool must work with both."""
+    import torch.multiprocessing as mp
+    if request.param not in mp.get_all_sharing_strategies():
+        pytest.skip(f"sharing strategy {request.param} not available here")
+    prev = mp.get_sharing_strategy()
+    mp.set_sharing_strategy(request.param)
+    yield request.param
+    mp.set_sharing_strategy(prev)
+
+
 @pytest.mark.skipif(not tf_jpeg.available(), reason="needs the exact crop decoder")
-def test_worker_batches_reuse_given_back_segments_and_never_held_ones(jpeg_folder):
+def test_worker_batches_reuse_given_back_segments_and_never_held_ones(jpeg_folder, sharing_strategy):
     ds = _dataset(jpeg_folder)
     ref = _reference(ds)
     # given back after use, as the training loop does: equal batches, a handful of segments
@@ -115,7 +132,7 @@ def test_worker_batches_reuse_given_back_segments_and_never_held_ones(jpeg_folde
     for k, batch in enumerate(make_loader(ds, _Fixed(_items(ds)), BATCH, num_workers=1)):
         assert "slot" in batch
         assert torch.equal(batch["image"], ref[k]), k
-        seen.append(_segment_of(batch))
+        seen.append(_segment_of(batch, sharing_strategy))
         release(batch)
     assert len(seen) == N_BATCHES
     assert len(set(seen)) <= PREFETCH_FACTOR + 3 < N_BATCHES
