@@ -167,6 +167,32 @@ def test_device_augment_without_randaug_equals_the_loader_path(folder, tmp_path)
     assert dev.losses == loader.losses
 
 
+def test_dataloader_workers_train_exactly_as_the_main_process(folder, tmp_path, monkeypatch):
+    """The training loop with DataLoader workers (batches written in the workers' reused shared-memory
+    segments, data.batching.BatchPool, given back by the loop after each backward) follows the same trajectory
+    as with the loader in the main process, bit for bit: a segment rewritten while the step still read it
+    would change the losses or the parameters."""
+    import torch_impl.train.loop as L
+    base = {"total_steps": 8, "evals.val.log_steps": 0, "evals.minival.log_steps": 0,
+            "input.pp.randaug_magnitude": 10, "runtime.grad_accum_steps": 2}
+    main = train(tiny_cfg(**base), folder_splits(tiny_cfg(**base), folder), tmp_path / "main", echo=_quiet)
+    given_back = []
+    real_release = L.release
+
+    def counting_release(batch):
+        given_back.append("slot" in batch)
+        real_release(batch)
+    monkeypatch.setattr(L, "release", counting_release)
+    cfg = tiny_cfg(**base, **{"input.num_workers": 2})
+    workers = train(cfg, folder_splits(cfg, folder), tmp_path / "workers", echo=_quiet)
+    assert len(given_back) == 16 and all(given_back)      # every micro-batch came in a pooled segment
+    assert workers.losses == main.losses
+    a = C.load_checkpoint(C.last_checkpoint(tmp_path / "main" / "checkpoints"))["model"]
+    b = C.load_checkpoint(C.last_checkpoint(tmp_path / "workers" / "checkpoints"))["model"]
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
 def test_device_value_range_equals_the_loader_path(folder, tmp_path):
     """runtime.device_value_range: RandAugment stays in the workers, which ship uint8; the loop runs
     value_range on the device. The trajectory must be bit-identical to value_range in the workers."""
