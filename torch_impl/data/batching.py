@@ -112,9 +112,10 @@ def fresh_batch(n: int, like: torch.Tensor, *, shared: bool) -> torch.Tensor:
 
 
 _WORKER_POOL: BatchPool | None = None
-# A worker has up to the loader's prefetch_factor batches in flight, the main process reads one more and may
-# not have released the one before yet: prefetch_factor + 2 segments are reused in steady state; one spare.
-WORKER_POOL_SLOTS = 7
+PREFETCH_FACTOR = 4     # batches each DataLoader worker keeps ready (loader.make_loader)
+# A worker has up to prefetch_factor batches in flight, the main process reads one more and may not have given
+# the one before back yet: prefetch_factor + 2 segments are reused in steady state; one spare.
+WORKER_POOL_SLOTS = PREFETCH_FACTOR + 3
 
 
 def worker_pool() -> BatchPool | None:

@@ -8,11 +8,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
-from torch_impl.data.batching import batch_of_rows, slot_of
+from torch_impl.data.batching import PREFETCH_FACTOR, batch_of_rows, slot_of
 from torch_impl.pp.backends.batched import decode_crop_resize
 
-
-PREFETCH_FACTOR = 4     # batches each DataLoader worker keeps ready
+__all__ = ["PREFETCH_FACTOR", "make_loader", "ignore_stop_signals", "collate_train", "deferred_jpegs",
+           "assemble_batch"]
 
 
 def make_loader(dataset: Dataset, sampler: Sampler, batch_size: int, *, num_workers: int = 0,
