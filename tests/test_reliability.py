@@ -456,6 +456,9 @@ def test_the_same_request_delivered_twice_is_not_a_second_ctrl_c():
     import signal
 
     from torch_impl.train.signals import REPEAT_S, StopOnSignal, TrainingAborted
+    # the handlers this process had (default_int_handler, or SIG_IGN when started in the background by a
+    # shell without job control), which the context must put back
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     with StopOnSignal() as stop:
         os.kill(os.getpid(), signal.SIGINT)
         os.kill(os.getpid(), signal.SIGTERM)         # e.g. a scheduler's SIGTERM right after
@@ -466,7 +469,7 @@ def test_the_same_request_delivered_twice_is_not_a_second_ctrl_c():
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(1)
         assert e.value.signum == signal.SIGINT and "aborted at once" in str(e.value)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler        # handlers restored
+    assert {s: signal.getsignal(s) for s in before} == before       # handlers restored
 
 
 def test_a_second_ctrl_c_aborts_at_once(tmp_path):
