@@ -176,3 +176,17 @@ def test_the_token_survives_pin_memory_unchanged():
     assert pin_memory({"slot": token})["slot"] is token
     release({"slot": token})
     assert pool.token(pool.new_batch(2, torch.zeros(3, 4, 4))) is not None and pool.allocated == 1
+
+
+@pytest.mark.skipif(not tf_jpeg.available(), reason="needs the exact crop decoder")
+def test_the_pool_can_be_switched_off(jpeg_folder, monkeypatch):
+    """VIT_PARITY_BATCH_POOL=0 (the opt-out, and bench e2e's baseline): workers send every batch in a fresh
+    shared segment, as default_collate does; the same batches."""
+    ds = _dataset(jpeg_folder)
+    ref = _reference(ds)
+    monkeypatch.setenv(batching.ENV_BATCH_POOL, "0")
+    batches = list(make_loader(ds, _Fixed(_items(ds)), BATCH, num_workers=1))
+    assert len(batches) == N_BATCHES and not any("slot" in b for b in batches)
+    assert all(b["image"].untyped_storage().is_shared() for b in batches)
+    for k, batch in enumerate(batches):
+        assert torch.equal(batch["image"], ref[k]), k

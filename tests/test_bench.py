@@ -168,8 +168,9 @@ def test_bench_pipeline_interleaved_reports_paired_cpu_ratios(no_pinning, monkey
     assert fv["total_cpu_ratio"] == pytest.approx(1.75) and data["big_vision_cpu_total_ms"] == pytest.approx(14 / 3)
 
 def test_bench_e2e_runs_the_training_loop_on_made_up_jpegs(tmp_path, capsys):
-    """The end-to-end benchmark's plumbing on the CPU (tiny model): model-only, each input pipeline alone
-    and the training loop with randaug in the workers, on the device and split, all in one table."""
+    """The end-to-end benchmark's plumbing on the CPU (tiny model): model-only, each input pipeline alone (the
+    workers' one also without the batch pool) and the training loop with randaug in the workers, on the device
+    and split, all in one table."""
     out = tmp_path / "e2e.json"
     rc = parity_main(["bench", "e2e", "--device", "cpu", "--batch", "4", "--steps", "3", "--warmup", "1",
                       "--images", "16", "--classes", "2", "--depth", "1", "--image-size", "32", "--no-compile",
@@ -177,10 +178,11 @@ def test_bench_e2e_runs_the_training_loop_on_made_up_jpegs(tmp_path, capsys):
     assert rc == 0
     text = capsys.readouterr().out
     for name in ("model only", "randaug in the loader workers", "randaug on the device", "input pipeline alone",
-                 "randaug and decode on the device", "randaug split (30% of the images on the device)"):
+                 "randaug and decode on the device", "randaug split (30% of the images on the device)",
+                 "input pipeline alone (randaug in the workers), no batch pool"):
         assert name in text
     series = json.loads(out.read_text())["series"]
-    assert len(series) == 9 and all(r > 0 for rates in series.values() for r in rates)
+    assert len(series) == 10 and all(r > 0 for rates in series.values() for r in rates)
 
 
 def test_check_device_option():

@@ -115,17 +115,28 @@ def loop_rate(cfg, splits, workdir: Path, warmup: int, name: str) -> tuple[commo
     return s, info
 
 
-def loader_rate(cfg, splits, steps: int, warmup: int, name: str) -> common.Series:
+def loader_rate(cfg, splits, steps: int, warmup: int, name: str, *, pool: bool = True) -> common.Series:
     """The DataLoader alone (same workers, batch, transforms), batches per second as img/s. Each batch is given
-    back as soon as it arrives (data.batching.release, as the training loop does after its step)."""
-    from torch_impl.data.batching import release
+    back as soon as it arrives (data.batching.release, as the training loop does after its step).
+    ``pool=False``: the workers start with VIT_PARITY_BATCH_POOL=0 (a fresh shared segment per batch)."""
+    from torch_impl.data.batching import ENV_BATCH_POOL, release
     from torch_impl.data.loader import make_loader
     from torch_impl.data.sampling import StepSampler
     B = cfg.input.batch_size
     sampler = StepSampler(splits.train_size, B, seed=cfg.seed)
     from torch_impl.data.loader import collate_train
-    it = iter(make_loader(splits.train, sampler, B, num_workers=cfg.input.num_workers, pin_memory=False,
-                          collate_fn=collate_train if cfg.runtime.device_decode else None))
+    saved = os.environ.get(ENV_BATCH_POOL)
+    if not pool:
+        os.environ[ENV_BATCH_POOL] = "0"
+    try:
+        it = iter(make_loader(splits.train, sampler, B, num_workers=cfg.input.num_workers, pin_memory=False,
+                              collate_fn=collate_train if cfg.runtime.device_decode else None))
+        release(next(it))   # (the workers start, with the environment of this moment, when iter() runs)
+    finally:
+        if saved is None:
+            os.environ.pop(ENV_BATCH_POOL, None)
+        else:
+            os.environ[ENV_BATCH_POOL] = saved
     for _ in range(warmup):
         release(next(it))
     s = common.Series(name)
@@ -191,6 +202,11 @@ def main(args) -> int:
                  "split": f"input pipeline alone (randaug in the workers for all but {share})",
                  "device-decode": "input pipeline alone (read files + draw crops only)"}[augment]
             series[n] = loader_rate(cfg, splits, args.steps, args.warmup, n)
+            if augment == "loader":
+                # the same without the workers' batch pool (a fresh shared segment per batch, as
+                # default_collate does): what data.batching.BatchPool buys on this machine
+                n = "input pipeline alone (randaug in the workers), no batch pool"
+                series[n] = loader_rate(cfg, splits, args.steps, args.warmup, n, pool=False)
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats(dev)
         n = f"training loop, randaug {where}"

@@ -24,13 +24,14 @@ backward); a batch never given back is never written again (the pool then alloca
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from math import prod
 
 import torch
 
 __all__ = ["new_batch", "fresh_batch", "fill_batch", "batch_of_rows", "BatchPool", "SlotToken", "worker_pool",
-           "slot_of", "release"]
+           "slot_of", "release", "pool_enabled", "ENV_BATCH_POOL"]
 
 # Bytes in front of a pooled batch: its in-use flag (int32), then padding so the pixels start 64-byte aligned
 # (the C resize writes them with AVX2 stores).
@@ -111,22 +112,32 @@ def fresh_batch(n: int, like: torch.Tensor, *, shared: bool) -> torch.Tensor:
     return torch.empty(shape, dtype=like.dtype, device=like.device)
 
 
-_WORKER_POOL: BatchPool | None = None
+_WORKER_POOL: BatchPool | bool | None = None     # False: switched off (VIT_PARITY_BATCH_POOL=0)
 PREFETCH_FACTOR = 4     # batches each DataLoader worker keeps ready (loader.make_loader)
 # A worker has up to prefetch_factor batches in flight, the main process reads one more and may not have given
 # the one before back yet: prefetch_factor + 2 segments are reused in steady state; one spare.
 WORKER_POOL_SLOTS = PREFETCH_FACTOR + 3
 
 
+# VIT_PARITY_BATCH_POOL=0: every batch in a fresh segment, as default_collate does (the opt-out, and the
+# baseline of `parity bench e2e`'s loader A/B). Read when a worker first asks, so a DataLoader's workers
+# inherit the setting of the process that starts them.
+ENV_BATCH_POOL = "VIT_PARITY_BATCH_POOL"
+
+
+def pool_enabled() -> bool:
+    return os.environ.get(ENV_BATCH_POOL, "1") not in ("0", "false", "no")
+
+
 def worker_pool() -> BatchPool | None:
     """This DataLoader worker's pool (None outside a worker: the main process's batches are ordinary memory,
-    which the allocator already reuses)."""
+    which the allocator already reuses; None with VIT_PARITY_BATCH_POOL=0)."""
     global _WORKER_POOL
     if torch.utils.data.get_worker_info() is None:
         return None
     if _WORKER_POOL is None:
-        _WORKER_POOL = BatchPool(WORKER_POOL_SLOTS)
-    return _WORKER_POOL
+        _WORKER_POOL = BatchPool(WORKER_POOL_SLOTS) if pool_enabled() else False
+    return _WORKER_POOL or None
 
 
 def new_batch(n: int, like: torch.Tensor) -> torch.Tensor:
@@ -136,7 +147,7 @@ def new_batch(n: int, like: torch.Tensor) -> torch.Tensor:
     pool = worker_pool()
     if pool is not None:
         return pool.new_batch(n, like)
-    return fresh_batch(n, like, shared=False)
+    return fresh_batch(n, like, shared=torch.utils.data.get_worker_info() is not None)
 
 
 def slot_of(batch: torch.Tensor) -> SlotToken | None:
