@@ -326,6 +326,10 @@ def main(args) -> int:
           + ("; big_vision's includes its background read-ahead between repeats; THE figures to compare):"
              if server is not None else "):"))
     print(common.cpu_table(series, baselines=("torchvision v2", "big_vision tf.data")))
+    if with_bv and server is None:
+        print("(big_vision ran after the torch contenders, in its own time window: where the machine's speed drifts "
+              "(a shared VM: +-25% within minutes here), --interleave-big-vision pairs each of its repeats with "
+              "ours and gives the robust ratio)")
     extra = {}
     if server is not None and server.cpu_total_ms is not None:
         # The figure to quote for big_vision: all its CPU time since the end of its warm-up / all images
