@@ -15,12 +15,12 @@ stacks them as before.
 
 Reused shared memory (:class:`BatchPool`): a DataLoader worker hands every batch to the main process in a
 shared-memory segment. A fresh segment per batch (what ``default_collate`` does) costs the worker a page fault
-and a zeroed page for every 4 KiB it writes, and the segment's teardown: measured 0.45-0.5 ms per float32
-224x224 image on a 2-core AMD EPYC VM (tmpfs pages, no huge pages), as much as decoding the image. So each
-worker keeps a few segments and writes its batches into one the main process has given back. The main process
-gives a batch back (:func:`release`) only when it is done reading it (the training loop: after the micro-step's
-backward); a batch never given back is never written again (the pool then allocates a new segment, and past
-``max_slots`` fresh ones, as before), so reuse can never overwrite a batch still in use.
+and a zeroed page for every 4 KiB it writes, and the segment's teardown: measured 0.45-0.53 ms per float32
+224x224 image (0.13-0.15 ms uint8) on a 2-core AMD EPYC VM (tmpfs pages, no huge pages), as much as decoding
+the image. So each worker keeps a few segments and writes its batches into one the main process has given
+back. The main process gives a batch back (:func:`release`) only when it is done reading it (the training loop:
+after the micro-step's backward); a batch never given back is never written again (the pool then allocates a
+new segment, and past ``max_slots`` fresh ones, as before), so reuse can never overwrite a batch still in use.
 """
 from __future__ import annotations
 
@@ -67,8 +67,7 @@ class BatchPool:
         if max_slots < 1:
             raise ValueError(f"BatchPool: max_slots must be >= 1, got {max_slots}")
         self.max_slots, self.shared = int(max_slots), bool(shared)
-        self._slots: list[tuple[torch.UntypedStorage, torch.Tensor]] = []
-        self._tokens: dict[int, SlotToken] = {}     # data_ptr of a handed-out batch -> its segment's token
+        self._slots: list[tuple[torch.UntypedStorage, torch.Tensor]] = []    # (segment, its in-use flag)
         self.allocated = 0                           # segments created (for tests and benchmarks)
 
     def _segment(self, nbytes: int) -> tuple[torch.UntypedStorage, torch.Tensor] | None:
@@ -92,14 +91,15 @@ class BatchPool:
             return fresh_batch(n, like, shared=self.shared)
         storage, flag = seg
         flag.fill_(1)
-        batch = torch.empty(0, dtype=like.dtype).set_(storage, _HEADER // itemsize, shape)
-        self._tokens = {p: t for p, t in self._tokens.items() if int(t.flag) == 1}   # drop released ones
-        self._tokens[batch.data_ptr()] = SlotToken(flag)
-        return batch
+        return torch.empty(0, dtype=like.dtype).set_(storage, _HEADER // itemsize, shape)
 
     def token(self, batch: torch.Tensor) -> SlotToken | None:
-        """The token of a batch this pool handed out (None for a batch outside the pool)."""
-        return self._tokens.get(batch.data_ptr())
+        """The token of a batch this pool handed out and that is still in use (None for a batch outside the
+        pool)."""
+        for storage, flag in self._slots:
+            if batch.data_ptr() == storage.data_ptr() + _HEADER and int(flag) == 1:
+                return SlotToken(flag)
+        return None
 
 
 def fresh_batch(n: int, like: torch.Tensor, *, shared: bool) -> torch.Tensor:
