@@ -190,3 +190,51 @@ def test_the_pool_can_be_switched_off(jpeg_folder, monkeypatch):
     assert all(b["image"].untyped_storage().is_shared() for b in batches)
     for k, batch in enumerate(batches):
         assert torch.equal(batch["image"], ref[k]), k
+
+
+def test_generators_cross_process_boundaries_by_state():
+    """The transforms' torch.Generator travels to spawn/forkserver workers as (device, state bytes)
+    (data.loader registers it with the ForkingPickler; torch's own reduction fails to rebuild in the worker):
+    the same state, and one generator shared by several stages stays one object."""
+    from multiprocessing.reduction import ForkingPickler
+    import pickle
+    g = torch.Generator().manual_seed(1234)
+    torch.rand(7, generator=g)
+    a, b = pickle.loads(ForkingPickler.dumps([g, g]))
+    assert a is b and torch.equal(a.get_state(), g.get_state())
+    assert torch.equal(torch.rand(5, generator=a), torch.rand(5, generator=g))
+
+
+@pytest.mark.skipif(not tf_jpeg.available(), reason="needs the exact crop decoder")
+@pytest.mark.parametrize("start", ["spawn", "forkserver"])
+def test_workers_started_without_fork_give_the_same_batches(jpeg_folder, start):
+    """Workers started by spawn or forkserver (Python 3.14's default on Linux) rebuild the dataset from a
+    pickle: the same batches as in the main process, in pooled segments given back as the loop does."""
+    import multiprocessing
+    if start not in multiprocessing.get_all_start_methods():
+        pytest.skip(f"start method {start} not available here")
+    ds = _dataset(jpeg_folder)
+    ref = _reference(ds)
+    n = 0
+    for k, batch in enumerate(make_loader(ds, _Fixed(_items(ds)), BATCH, num_workers=1,
+                                          multiprocessing_context=start)):
+        assert "slot" in batch and torch.equal(batch["image"], ref[k]), k
+        release(batch)
+        n += 1
+    assert n == N_BATCHES
+
+
+@pytest.mark.skipif(not tf_jpeg.available(), reason="needs the exact crop decoder")
+def test_without_the_generator_reduction_spawned_workers_fail(jpeg_folder, monkeypatch):
+    """Negative control for the two tests above: with torch's own reduction of torch.Generator the spawned
+    worker cannot rebuild the dataset and dies before its first batch (torch 2.14; a torch that rebuilds it
+    itself makes the reduction unneeded: then this reports a skip, not a pass)."""
+    from multiprocessing.reduction import ForkingPickler
+    monkeypatch.delitem(ForkingPickler._extra_reducers, torch.Generator)
+    ds = _dataset(jpeg_folder)
+    try:
+        list(make_loader(ds, _Fixed(_items(ds)), BATCH, num_workers=1, multiprocessing_context="spawn"))
+    except RuntimeError as e:
+        assert "exited unexpectedly" in str(e)
+    else:
+        pytest.skip(f"torch {torch.__version__} sends generators to spawned workers itself")

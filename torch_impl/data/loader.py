@@ -3,6 +3,7 @@ the main process decodes on the device)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from multiprocessing.reduction import ForkingPickler
 
 import numpy as np
 import torch
@@ -15,13 +16,36 @@ __all__ = ["PREFETCH_FACTOR", "make_loader", "ignore_stop_signals", "collate_tra
            "assemble_batch"]
 
 
+# The training transforms hold a torch.Generator (every pp stage draws from one, reseeded per sample). A
+# DataLoader started with the spawn or forkserver method (Python 3.14's default on Linux, macOS's default)
+# pickles the dataset for each worker with torch's ForkingPickler, which sends the generator's state tensor
+# through shared memory, and the worker then fails to rebuild it ("unable to resize file ... Invalid argument",
+# torch 2.14; the worker exits before its first batch). So generators travel as (device, state bytes) instead:
+# the same state, the same object identity within one pickle (the pickler's memo), nothing in shared memory.
+def _rebuild_generator(device: str, state: bytes) -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.set_state(torch.frombuffer(bytearray(state), dtype=torch.uint8))
+    return g
+
+
+def _reduce_generator(g: torch.Generator):
+    return _rebuild_generator, (str(g.device), g.get_state().numpy().tobytes())
+
+
+ForkingPickler.register(torch.Generator, _reduce_generator)
+
+
 def make_loader(dataset: Dataset, sampler: Sampler, batch_size: int, *, num_workers: int = 0,
-                pin_memory: bool = False, collate_fn: Callable | None = None) -> DataLoader:
+                pin_memory: bool = False, collate_fn: Callable | None = None,
+                multiprocessing_context: str | None = None) -> DataLoader:
+    """The training/evaluation DataLoader. ``multiprocessing_context``: how workers start ("fork", "spawn",
+    "forkserver"; default: the platform's)."""
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
                       pin_memory=pin_memory, drop_last=False, persistent_workers=False,
                       prefetch_factor=PREFETCH_FACTOR if num_workers else None,
                       collate_fn=collate_fn if collate_fn is not None else collate_train,
-                      worker_init_fn=ignore_stop_signals if num_workers else None)
+                      worker_init_fn=ignore_stop_signals if num_workers else None,
+                      multiprocessing_context=multiprocessing_context if num_workers else None)
 
 
 def ignore_stop_signals(worker_id: int | None = None) -> None:
