@@ -56,7 +56,7 @@ def test_fill_batch_gives_the_segment_back_when_it_gives_up():
             raise OSError("unreadable")
         return like
     with pytest.raises(OSError):
-        fill_batch(3, raising, alloc=pool.new_batch, abandon=lambda b: pool.token(b).release())
+        fill_batch(3, raising, alloc=pool.new_batch, abandon=pool.give_back)
     x = pool.new_batch(3, like)
     assert pool.allocated == 1 and pool.token(x) is not None       # the segment came back
 

@@ -84,9 +84,9 @@ def _filled(fn, alloc=None):
             pending.clear()
             batch = fill_batch(BATCH, lambda k, out: fn(idx[k], out),
                                alloc=pool.new_batch if pool is not None else alloc,
-                               abandon=(lambda b: pool.token(b).release()) if pool is not None else None)
+                               abandon=pool.give_back if pool is not None else None)
             if pool is not None:
-                pool.token(batch).release()
+                pool.give_back(batch)
     run.filled = True
     return run
 

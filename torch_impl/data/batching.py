@@ -93,6 +93,12 @@ class BatchPool:
         flag.fill_(1)
         return torch.empty(0, dtype=like.dtype).set_(storage, _HEADER // itemsize, shape)
 
+    def give_back(self, batch: torch.Tensor) -> None:
+        """Release the segment of a batch this pool handed out (a no-op for a batch outside the pool)."""
+        token = self.token(batch)
+        if token is not None:
+            token.release()
+
     def token(self, batch: torch.Tensor) -> SlotToken | None:
         """The token of a batch this pool handed out and that is still in use (None for a batch outside the
         pool)."""
@@ -204,10 +210,8 @@ def fill_batch(n: int, produce: Callable[[int, torch.Tensor | None], torch.Tenso
 def _abandon(batch: torch.Tensor, abandon) -> None:
     if abandon is not None:
         abandon(batch)
-    else:
-        token = slot_of(batch)
-        if token is not None:
-            token.release()
+    elif (pool := worker_pool()) is not None:
+        pool.give_back(batch)
 
 
 def batch_of_rows(images: Sequence) -> torch.Tensor | None:
